@@ -1,0 +1,50 @@
+# The two commands of the README: `make demo` and `make test`. Both set up what they need.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test test-warehouse lint typecheck bench lock docs clean warehouse-stop
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	$(BIN)/retention dbt-parse
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## make demo: embedded warehouse, sample data, the real DAGs for the last 3 weeks
+demo: install
+	$(BIN)/retention demo
+
+## make test: the whole suite (embedded warehouse unless RETENTION_TEST_WAREHOUSE_URL is set)
+test: install
+	$(BIN)/python -m pytest
+
+## the warehouse-facing tests only (CI runs them again against the system PostgreSQL)
+test-warehouse: install
+	$(BIN)/python -m pytest -m "integration or e2e"
+
+lint: install
+	$(BIN)/ruff check plugins dags tests
+	$(BIN)/ruff format --check plugins dags tests
+
+typecheck: install
+	$(BIN)/mypy
+
+docs: install
+	$(BIN)/retention dbt -- docs generate
+
+warehouse-stop:
+	-$(BIN)/retention warehouse stop
+
+## regenerate the pinned versions after changing pyproject.toml
+lock:
+	rm -rf /tmp/retention-lock && $(PYTHON) -m venv /tmp/retention-lock
+	/tmp/retention-lock/bin/pip install --quiet '.[dev]'
+	/tmp/retention-lock/bin/pip freeze --exclude retention-pipeline | sort > requirements.lock
+
+clean: warehouse-stop
+	rm -rf .retention dbt_project/target dbt_project/logs

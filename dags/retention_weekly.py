@@ -1,0 +1,83 @@
+"""
+### Retention weekly
+
+Runs every Monday for the ISO week that just ended (the data interval *is* that week,
+in `RETENTION_TIMEZONE`; dbt's `as_of` is the interval end):
+
+1. **check_sources**: every raw entity has data, and the orders reach into the week;
+2. **dbt** (Cosmos, rendered from the prebuilt manifest): seeds, staging,
+   intermediate and marts, each model followed by its tests, so a failing test stops
+   what depends on it;
+3. **gate_marts**: the marts must pass their Great Expectations suites;
+4. then, in parallel, **send_digest** (the company digest, once per week, ledgered)
+   and **push_call_list** (the call list to the outreach sinks, ledgered).
+
+Nothing leaves the warehouse unless every step before it passed.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, Asset, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+from cosmos import DbtTaskGroup
+
+from retention_pipeline.config import get_settings
+from retention_pipeline.dbt_config import cosmos_configs, export_dbt_env
+from retention_pipeline.weeks import WEEKLY_CRON
+
+settings = get_settings()
+
+MARTS = Asset("retention://warehouse/marts")
+
+with DAG(
+    dag_id="retention_weekly",
+    doc_md=__doc__,
+    schedule=CronDataIntervalTimetable(WEEKLY_CRON, timezone=settings.timezone),
+    start_date=pendulum.datetime(2024, 1, 1, tz=settings.timezone),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 1, "retry_delay": timedelta(minutes=5)},
+    tags=["retention", "weekly", "digest", "outreach"],
+):
+
+    @task
+    def check_sources(data_interval_start=None, data_interval_end=None) -> dict[str, str]:  # type: ignore[no-untyped-def]
+        from retention_pipeline.weekly_tasks import check_sources
+
+        return check_sources(data_interval_start, data_interval_end)
+
+    dbt_build = DbtTaskGroup(
+        group_id="dbt",
+        operator_args={
+            "vars": {"as_of": "{{ data_interval_end.isoformat() }}"},
+            "install_deps": False,
+        },
+        default_args={"retries": 0, "on_execute_callback": export_dbt_env},
+        **cosmos_configs(),
+    )
+
+    @task(outlets=[MARTS])
+    def gate_marts(data_interval_start=None, run_id=None) -> dict[str, int]:  # type: ignore[no-untyped-def]
+        from retention_pipeline.weekly_tasks import gate_marts
+
+        return gate_marts(data_interval_start, run_id)
+
+    @task(retries=3)
+    def send_digest(quality: dict[str, int], data_interval_start=None) -> dict[str, str]:  # type: ignore[no-untyped-def]
+        from retention_pipeline.weekly_tasks import send_digest
+
+        return send_digest(data_interval_start, quality)
+
+    @task(retries=3)
+    def push_call_list(data_interval_start=None) -> dict[str, str]:  # type: ignore[no-untyped-def]
+        from retention_pipeline.weekly_tasks import push_call_list
+
+        return push_call_list(data_interval_start)
+
+    quality = gate_marts()
+    check_sources() >> dbt_build >> quality
+    quality >> push_call_list()
+    send_digest(quality)

@@ -1,0 +1,206 @@
+"""``retention``: the operator's command line.
+
+    retention warehouse start|stop|url     the embedded PostgreSQL (local default)
+    retention generate [--seed N ...]      deterministic sample data into the landing folder
+    retention run --week 2026-W47          the ingest for that week's days, then the weekly DAG
+    retention demo                         all of the above for the last few weeks
+    retention dbt -- ARGS                  the dbt CLI against the configured warehouse
+    retention airflow -- ARGS              the airflow CLI, with this project's environment
+
+Runs go through Airflow itself (``dag.test``: the real DAGs, their tasks, XComs and
+retries, without needing a scheduler), in one process so Airflow starts once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from retention_pipeline.config import PROJECT_ROOT, get_settings
+
+log = logging.getLogger("retention")
+
+
+def airflow_env() -> dict[str, str]:
+    """Airflow settings for a local run; anything already set in the environment wins."""
+    settings = get_settings()
+    airflow_home = settings.home / "airflow"
+    defaults = {
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
+        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
+        # the digest renders charts in tasks: no display here
+        "MPLBACKEND": "Agg",
+    }
+    return {k: os.environ.get(k, v) for k, v in defaults.items()}
+
+
+def _prepare_airflow() -> None:
+    env = airflow_env()
+    os.environ.update(env)
+    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    marker = Path(env["AIRFLOW_HOME"]) / ".migrated"
+    if not marker.exists():
+        log.info("initialising Airflow's metadata database in %s", env["AIRFLOW_HOME"])
+        subprocess.run([_airflow_bin(), "db", "migrate"], check=True, env=os.environ.copy(),
+                       stdout=subprocess.DEVNULL)
+        marker.touch()
+
+
+def _airflow_bin() -> str:
+    return str(Path(sys.executable).parent / "airflow")
+
+
+def _ensure_warehouse() -> None:
+    from retention_pipeline import warehouse
+
+    settings = get_settings()
+    if settings.warehouse_url:
+        return
+    address = warehouse.start_embedded(settings)
+    log.info("embedded warehouse running at %s", address.sqlalchemy_url())
+
+
+def run_week(week: str, *, ingest: bool = True) -> None:
+    """Run the ingest DAG for each day of the ISO week, then the weekly DAG for it."""
+    from retention_pipeline.dbt_config import ensure_manifest
+    from retention_pipeline.weeks import days_of_week, week_interval
+
+    settings = get_settings()
+    _ensure_warehouse()
+    _prepare_airflow()
+    ensure_manifest()
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
+    if bag.import_errors:
+        raise SystemExit(f"DAG import errors: {bag.import_errors}")
+    if ingest:
+        for day in days_of_week(week, settings.timezone):
+            # a manual run's interval is the last complete one before run_after
+            _run_dag(bag, "retention_ingest", day + timedelta(days=1), expect_start=day)
+    start, end = week_interval(week, settings.timezone)
+    _run_dag(bag, "retention_weekly", end, expect_start=start)
+
+
+def _run_dag(bag: object, dag_id: str, run_after: datetime, expect_start: datetime) -> None:
+    from airflow.utils.state import DagRunState
+
+    dag = bag.get_dag(dag_id)  # type: ignore[attr-defined]
+    log.info("running %s for the interval starting %s", dag_id, expect_start.isoformat())
+    dagrun = dag.test(logical_date=run_after)
+    if dagrun is None or dagrun.state != DagRunState.SUCCESS:
+        failed = [ti.task_id for ti in dagrun.get_task_instances() if ti.state == "failed"] if dagrun else []
+        raise SystemExit(f"{dag_id} for {expect_start:%Y-%m-%d} did not succeed; failed tasks: {failed}")
+    if dagrun.data_interval_start != expect_start:
+        raise SystemExit(
+            f"{dag_id}: expected the interval starting {expect_start}, Airflow ran {dagrun.data_interval_start}"
+        )
+
+
+def demo(weeks: int, seed: int, customers: int, end: date | None) -> None:
+    from retention_pipeline.call_list import call_list_path
+    from retention_pipeline.sample_data import generate
+    from retention_pipeline.weeks import last_complete_week, previous_weeks, week_interval
+
+    settings = get_settings()
+    today = end or date.today()
+    last_week = last_complete_week(today, settings.timezone)
+    weeks_to_run = previous_weeks(last_week, weeks, settings.timezone)
+    first_start, _ = week_interval(weeks_to_run[0], settings.timezone)
+    _, last_end = week_interval(last_week, settings.timezone)
+    log.info("generating sample data (seed %d, %d customers) into %s", seed, customers, settings.landing_dir)
+    counts = generate(settings.landing_dir, end=last_end.date(), seed=seed, customers=customers,
+                      daily_from=first_start.date())
+    log.info("generated %s", counts)
+    for week in weeks_to_run:
+        run_week(week)
+    outbox = settings.outbox_dir
+    print("\nThe demo ran the real DAGs for", ", ".join(weeks_to_run))
+    print(f"  digest (open in a browser): {outbox / 'digests' / f'digest_{last_week}.html'}")
+    print(f"  digest (open in a mail client): {outbox / 'digests' / f'digest_{last_week}.eml'}")
+    print(f"  call list: {call_list_path(outbox, last_week)}")
+    print(f"  data quality docs: {outbox / 'data_docs' / 'index.html'}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="retention", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    wh = sub.add_parser("warehouse", help="the embedded PostgreSQL")
+    wh.add_argument("action", choices=["start", "stop", "url"])
+
+    gen = sub.add_parser("generate", help="write deterministic sample data to the landing folder")
+    gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument("--customers", type=int, default=3000)
+    gen.add_argument("--end", type=date.fromisoformat, help="exclusive end date (default: this Monday)")
+    gen.add_argument("--daily-from", type=date.fromisoformat, help="first day written as daily files")
+    gen.add_argument("--landing-dir", type=Path)
+
+    run = sub.add_parser("run", help="run the pipeline for one ISO week through Airflow")
+    run.add_argument("--week", required=True, help="e.g. 2026-W47")
+    run.add_argument("--skip-ingest", action="store_true", help="only the weekly DAG")
+
+    dm = sub.add_parser("demo", help="sample data + the real DAGs for the last weeks")
+    dm.add_argument("--weeks", type=int, default=3)
+    dm.add_argument("--seed", type=int, default=7)
+    dm.add_argument("--customers", type=int, default=3000)
+    dm.add_argument("--today", type=date.fromisoformat, help="pretend today is this date")
+
+    dbt = sub.add_parser("dbt", help="the dbt CLI against the configured warehouse")
+    dbt.add_argument("args", nargs=argparse.REMAINDER)
+    sub.add_parser("dbt-parse", help="build dbt's manifest (Cosmos renders the DAG from it)")
+
+    af = sub.add_parser("airflow", help="the airflow CLI with this project's environment")
+    af.add_argument("args", nargs=argparse.REMAINDER)
+
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    if args.command == "warehouse":
+        from retention_pipeline import warehouse
+
+        if args.action == "start":
+            print(warehouse.start_embedded(settings).sqlalchemy_url())
+        elif args.action == "stop":
+            print("stopped" if warehouse.stop_embedded(settings) else "not running")
+        else:
+            print(warehouse.address(settings).sqlalchemy_url())
+    elif args.command == "generate":
+        from retention_pipeline.sample_data import generate
+
+        today = date.today()
+        end = args.end or today - timedelta(days=today.weekday())
+        counts = generate(args.landing_dir or settings.landing_dir, end=end, seed=args.seed,
+                          customers=args.customers, daily_from=args.daily_from)
+        print(counts)
+    elif args.command == "run":
+        run_week(args.week, ingest=not args.skip_ingest)
+    elif args.command == "demo":
+        demo(args.weeks, args.seed, args.customers, args.today)
+    elif args.command == "dbt":
+        from retention_pipeline.dbt_config import run_dbt
+
+        run_dbt(args.args[1:] if args.args[:1] == ["--"] else args.args)
+    elif args.command == "dbt-parse":
+        from retention_pipeline.dbt_config import ensure_manifest
+
+        print(ensure_manifest(force=True))
+    elif args.command == "airflow":
+        os.environ.update(airflow_env())
+        rest = args.args[1:] if args.args[:1] == ["--"] else args.args
+        raise SystemExit(subprocess.call([_airflow_bin(), *rest]))
+
+
+if __name__ == "__main__":
+    main()

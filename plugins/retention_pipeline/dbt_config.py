@@ -1,0 +1,112 @@
+"""The one place that tells Cosmos (and the CLI) where dbt is and how it connects.
+
+dbt reads its connection from ``dbt_project/profiles.yml``, which takes every value from
+``RETENTION_DBT_*`` environment variables. Those are derived from the warehouse address
+when a task starts (:func:`export_dbt_env`), so the embedded warehouse's socket path,
+known only at run time, never has to be written anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from retention_pipeline.config import get_settings
+
+PROFILE_NAME = "retention"
+TARGET_NAME = "warehouse"
+
+
+def manifest_path() -> Path:
+    return get_settings().dbt_project_dir / "target" / "manifest.json"
+
+
+def dbt_executable() -> str:
+    beside_python = Path(sys.executable).parent / "dbt"
+    return str(beside_python) if beside_python.exists() else (shutil.which("dbt") or "dbt")
+
+
+def export_dbt_env(context: Any = None) -> dict[str, str]:
+    """Put the warehouse address into the environment dbt's profile reads.
+
+    Used as an ``on_execute_callback`` of the dbt tasks: it runs in the task's own
+    process right before dbt, which Cosmos runs in-process (dbtRunner).
+    """
+    from retention_pipeline.warehouse import address
+
+    env = address().dbt_env()
+    os.environ.update(env)
+    return env
+
+
+def cosmos_configs() -> dict[str, Any]:
+    """ProjectConfig, ProfileConfig, ExecutionConfig and RenderConfig for a DbtTaskGroup."""
+    import cosmos  # noqa: F401  (import cosmos first: cosmos.constants alone hits a circular import)
+    from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+    from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+
+    settings = get_settings()
+    project_dir = settings.dbt_project_dir
+    return {
+        "project_config": ProjectConfig(
+            dbt_project_path=project_dir,
+            manifest_path=manifest_path(),
+            project_name="retention",
+        ),
+        "profile_config": ProfileConfig(
+            profile_name=PROFILE_NAME,
+            target_name=TARGET_NAME,
+            profiles_yml_filepath=project_dir / "profiles.yml",
+        ),
+        "execution_config": ExecutionConfig(
+            execution_mode=ExecutionMode.LOCAL,
+            invocation_mode=InvocationMode.DBT_RUNNER,
+            dbt_executable_path=dbt_executable(),
+        ),
+        "render_config": RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST,
+            test_behavior=TestBehavior.AFTER_EACH,
+            # Cosmos' own per-model Assets need a TCP host in the profile and fail on a
+            # unix socket; the pipeline emits its own Assets instead.
+            emit_datasets=False,
+        ),
+    }
+
+
+def run_dbt(args: list[str], *, vars_: dict[str, Any] | None = None) -> None:
+    """Run a dbt command against the configured warehouse (the CLI and tests use it)."""
+    import json
+
+    settings = get_settings()
+    env = {**os.environ}
+    try:
+        env.update(export_dbt_env())
+    except Exception:  # noqa: BLE001 - parsing needs no warehouse; any address will do
+        env.update(
+            {
+                "RETENTION_DBT_HOST": "localhost",
+                "RETENTION_DBT_USER": "postgres",
+                "RETENTION_DBT_DBNAME": "retention",
+            }
+        )
+    cmd = [dbt_executable(), *args, "--project-dir", str(settings.dbt_project_dir),
+           "--profiles-dir", str(settings.dbt_project_dir)]
+    if vars_:
+        cmd += ["--vars", json.dumps(vars_)]
+    subprocess.run(cmd, check=True, env=env, cwd=settings.dbt_project_dir)
+
+
+def ensure_manifest(force: bool = False) -> Path:
+    """Cosmos renders the DAG from a prebuilt manifest: build it if missing or stale."""
+    path = manifest_path()
+    project = get_settings().dbt_project_dir
+    sources = [p for p in project.rglob("*") if p.suffix in (".sql", ".yml", ".csv", ".md")
+               and "target" not in p.parts and "logs" not in p.parts]
+    newest = max((p.stat().st_mtime for p in sources), default=0.0)
+    if force or not path.exists() or path.stat().st_mtime < newest:
+        run_dbt(["parse", "--quiet"])
+    return path

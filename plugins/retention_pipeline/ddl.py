@@ -1,0 +1,123 @@
+"""DDL of the pipeline's own schemas: raw, quarantine and the ops ledgers.
+
+Everything is ``create ... if not exists`` so that bootstrapping is idempotent and
+can run at the start of every task that needs it.
+"""
+
+from __future__ import annotations
+
+from retention_pipeline.entities import ENTITIES, Entity
+
+SCHEMAS = ("raw", "quarantine", "landing", "ops")
+
+
+def raw_table_ddl(entity: Entity) -> str:
+    cols = ",\n    ".join(f"{c.name} {c.sql_type}" for c in entity.columns)
+    return f"""
+create table if not exists raw.{entity.name} (
+    {cols},
+    _extra jsonb,
+    _batch_id bigint not null,
+    _loaded_at timestamptz not null,
+    primary key ({entity.key})
+)"""
+
+
+def quarantine_table_ddl(entity: Entity) -> str:
+    # Rejected rows are kept whole, as text, exactly as the file had them.
+    cols = ",\n    ".join(f"{c.name} text" for c in entity.columns)
+    return f"""
+create table if not exists quarantine.{entity.name} (
+    {cols},
+    _extra jsonb,
+    _reason text not null,
+    _source_file text not null,
+    _line_number bigint,
+    _batch_id bigint not null,
+    _quarantined_at timestamptz not null
+)"""
+
+
+OPS_DDL = (
+    """
+create table if not exists ops.load_batches (
+    batch_id bigserial primary key,
+    entity text not null,
+    source text not null,
+    interval_start timestamptz,
+    interval_end timestamptz,
+    status text not null check (status in ('landed', 'published', 'failed', 'rejected')),
+    rows_read bigint not null default 0,
+    rows_loaded bigint not null default 0,
+    rows_quarantined bigint not null default 0,
+    extra_columns text[] not null default '{}',
+    error text,
+    started_at timestamptz not null,
+    finished_at timestamptz
+)""",
+    """
+create table if not exists ops.loaded_files (
+    entity text not null,
+    file_name text not null,
+    sha256 text not null,
+    batch_id bigint not null references ops.load_batches (batch_id),
+    rows_read bigint not null,
+    loaded_at timestamptz not null,
+    primary key (entity, file_name, sha256)
+)""",
+    """
+create table if not exists ops.batch_files (
+    batch_id bigint not null references ops.load_batches (batch_id),
+    file_name text not null,
+    sha256 text not null,
+    rows_read bigint not null,
+    primary key (batch_id, file_name)
+)""",
+    # pg_input_is_valid arrived in PostgreSQL 16; older servers get an exception-based twin.
+    """
+do $$ begin
+    if current_setting('server_version_num')::int >= 160000 then
+        execute $f$create or replace function ops.is_valid_input(v text, typ text) returns boolean
+            language sql stable parallel safe as 'select pg_input_is_valid(v, typ)'$f$;
+    else
+        execute $f$create or replace function ops.is_valid_input(v text, typ text) returns boolean
+            language plpgsql stable as $b$
+            begin execute format('select %L::%s', v, typ); return true;
+            exception when others then return false; end $b$ $f$;
+    end if;
+end $$""",
+    """
+create table if not exists ops.digest_sends (
+    iso_week text not null,
+    recipient text not null,
+    status text not null check (status in ('sending', 'sent', 'failed')),
+    message_id text not null,
+    subject text not null,
+    attempts integer not null default 0,
+    error text,
+    started_at timestamptz not null,
+    sent_at timestamptz,
+    primary key (iso_week, recipient)
+)""",
+    """
+create table if not exists ops.outreach_pushes (
+    iso_week text not null,
+    sink text not null,
+    customer_id text not null,
+    status text not null check (status in ('pending', 'pushed', 'rejected', 'failed')),
+    intervention_level text,
+    detail text,
+    started_at timestamptz not null,
+    finished_at timestamptz,
+    primary key (iso_week, sink, customer_id)
+)""",
+)
+
+
+def bootstrap_statements() -> list[str]:
+    stmts = [f"create schema if not exists {s}" for s in SCHEMAS]
+    for entity in ENTITIES.values():
+        stmts.append(raw_table_ddl(entity))
+        stmts.append(quarantine_table_ddl(entity))
+    stmts.extend(OPS_DDL)
+    return stmts

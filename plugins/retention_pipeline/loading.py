@@ -1,0 +1,482 @@
+"""Landing files into the warehouse: land -> (validate) -> publish, one batch at a time.
+
+The shape follows what was measured on this stack: a raw ``COPY`` of the file into an
+unindexed batch table of text columns, then parsing, rule checks and the merge in SQL,
+set-based. Python never holds more than one COPY block of a file in memory.
+
+* ``land_files`` picks the files of an entity not yet in the ``ops.loaded_files`` ledger
+  (name + SHA-256), copies them into ``landing.<entity>_b<batch>``, and splits the rows
+  into ``..._typed`` (one row per key, cast to the raw types) and ``..._rejected``
+  (whole rows, as text, with the first rule they broke).
+* the quality gate validates ``..._typed`` (see ``quality.py``);
+* ``publish_batch`` merges ``..._typed`` into ``raw.<entity>`` (latest ``updated_at``
+  wins), moves ``..._rejected`` into ``quarantine.<entity>``, records the files and the
+  batch counts, all in one transaction. Nothing of a batch is visible before that.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from retention_pipeline.entities import ENTITIES, Entity
+
+if TYPE_CHECKING:
+    import psycopg
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_SUFFIXES = (".csv", ".jsonl", ".parquet")
+# A file named ..._YYYY-MM-DD.<ext> becomes available on that day: a run for an earlier
+# interval leaves it for later, so a backfill sees what it would have seen back then.
+_FILE_DATE = re.compile(r"_(\d{4}-\d{2}-\d{2})\.[a-z]+$")
+_COPY_CHUNK = 1 << 20
+
+
+class BatchRejected(RuntimeError):
+    """The batch as a whole cannot be loaded (e.g. a required column is missing)."""
+
+
+@dataclass
+class LandedBatch:
+    batch_id: int
+    entity: str
+    files: list[str]
+    rows_read: int
+    rows_valid: int
+    rows_rejected: int
+    extra_columns: list[str] = field(default_factory=list)
+
+    @property
+    def typed_table(self) -> str:
+        return f"landing.{self.entity}_b{self.batch_id}_typed"
+
+    @property
+    def rejected_table(self) -> str:
+        return f"landing.{self.entity}_b{self.batch_id}_rejected"
+
+
+def file_available_on(path: Path) -> date | None:
+    m = _FILE_DATE.search(path.name)
+    return date.fromisoformat(m.group(1)) if m else None
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(_COPY_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def candidate_files(entity: str, landing_dir: Path, interval_end: datetime) -> list[Path]:
+    """Files of the entity that are available before the interval end, oldest first."""
+    folder = landing_dir / entity
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix not in SUPPORTED_SUFFIXES or path.name.startswith("."):
+            continue
+        available = file_available_on(path)
+        if available is not None and available >= interval_end.date():
+            continue
+        found.append(path)
+    return found
+
+
+def _sql_ident(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise BatchRejected(f"column name {name!r} is not a plain identifier")
+    return name.lower()
+
+
+# --- reading files as COPY streams ------------------------------------------------------
+
+
+def _csv_header(path: Path) -> list[str]:
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        header = next(csv.reader(fh), None)
+    if not header:
+        raise BatchRejected(f"{path.name}: empty file, no header row")
+    return [h.strip() for h in header]
+
+
+def _stream_file(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as fh:
+        first = fh.read(3)
+        if first != b"\xef\xbb\xbf":  # drop a UTF-8 BOM (Excel writes one)
+            yield first
+        yield from iter(lambda: fh.read(_COPY_CHUNK), b"")
+
+
+def _parquet_as_csv(path: Path) -> tuple[list[str], Iterator[bytes]]:
+    """Parquet row groups re-encoded as CSV blocks, so COPY still does the heavy lifting."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    columns = list(pf.schema_arrow.names)
+
+    def blocks() -> Iterator[bytes]:
+        for batch in pf.iter_batches(batch_size=65536):
+            buf = io.BytesIO()
+            pacsv.write_csv(batch, buf, pacsv.WriteOptions(include_header=False))
+            yield buf.getvalue()
+
+    return columns, blocks()
+
+
+def _jsonl_keys(path: Path, sample: int = 1000) -> list[str]:
+    keys: dict[str, None] = {}
+    with path.open(encoding="utf-8") as fh:
+        for i, line in enumerate(fh):
+            if i >= sample:
+                break
+            if line.strip():
+                try:
+                    keys.update(dict.fromkeys(json.loads(line)))
+                except (json.JSONDecodeError, TypeError):
+                    continue
+    return list(keys)
+
+
+# --- landing ----------------------------------------------------------------------------
+
+
+def land_files(
+    conn: psycopg.Connection,
+    entity_name: str,
+    landing_dir: Path,
+    interval_start: datetime,
+    interval_end: datetime,
+    future_tolerance_minutes: int = 10,
+) -> LandedBatch | None:
+    """Copy the new files of one entity into a batch; None when there is nothing new."""
+    entity = ENTITIES[entity_name]
+    files = []
+    for path in candidate_files(entity_name, landing_dir, interval_end):
+        digest = sha256_of(path)
+        seen = conn.execute(
+            "select 1 from ops.loaded_files where entity = %s and file_name = %s and sha256 = %s",
+            (entity_name, path.name, digest),
+        ).fetchone()
+        if not seen:
+            files.append((path, digest))
+    if not files:
+        log.info("%s: no new files in %s", entity_name, landing_dir / entity_name)
+        return None
+
+    batch_id = conn.execute(
+        """insert into ops.load_batches (entity, source, interval_start, interval_end, status, started_at)
+           values (%s, %s, %s, %s, 'landed', clock_timestamp()) returning batch_id""",
+        (entity_name, f"files:{landing_dir / entity_name}", interval_start, interval_end),
+    ).fetchone()[0]  # type: ignore[index]
+    conn.commit()  # the batch id is reserved even if landing fails, so the failure is recorded
+
+    try:
+        batch = _land(conn, entity, batch_id, files, interval_end, future_tolerance_minutes)
+    except Exception as exc:
+        conn.rollback()
+        conn.execute(
+            "update ops.load_batches set status = 'failed', error = %s, finished_at = clock_timestamp() where batch_id = %s",
+            (str(exc)[:4000], batch_id),
+        )
+        conn.commit()
+        raise
+    conn.commit()
+    return batch
+
+
+def _land(
+    conn: psycopg.Connection,
+    entity: Entity,
+    batch_id: int,
+    files: list[tuple[Path, str]],
+    interval_end: datetime,
+    future_tolerance_minutes: int,
+) -> LandedBatch:
+    table = f"landing.{entity.name}_b{batch_id}"
+    known = entity.column_names
+    plans = []
+    extra: dict[str, None] = {}
+    for path, digest in files:
+        if path.suffix == ".csv":
+            columns = [_sql_ident(c) for c in _csv_header(path)]
+        elif path.suffix == ".parquet":
+            columns = [_sql_ident(c) for c in _parquet_as_csv(path)[0]]
+        else:
+            columns = [_sql_ident(c) for c in _jsonl_keys(path)]
+        missing = [c.name for c in entity.columns if c.required and c.name not in columns]
+        if missing:
+            raise BatchRejected(
+                f"{entity.name}: file {path.name} lacks required column(s) {', '.join(missing)}; "
+                "nothing of this batch was published"
+            )
+        extra.update(dict.fromkeys(c for c in columns if c not in known))
+        plans.append((path, digest, columns))
+
+    all_columns = known + list(extra)
+    col_defs = ", ".join(f"{c} text" for c in all_columns)
+    conn.execute("set local timezone = 'UTC'")  # timestamps without an offset are UTC
+    conn.execute(
+        f"create unlogged table {table} ({col_defs}, _parse_error text, _source_file text, _row bigserial)"  # type: ignore[arg-type]
+    )
+    for path, digest, columns in plans:
+        # The file name rides in a column default: no second pass over the rows.
+        conn.execute(
+            f"alter table {table} alter column _source_file set default {_literal(path.name)}"  # type: ignore[arg-type]
+        )
+        if path.suffix == ".jsonl":
+            _copy_jsonl(conn, table, path, columns)
+        else:
+            col_list = ", ".join(columns)
+            stream = _stream_file(path) if path.suffix == ".csv" else _parquet_as_csv(path)[1]
+            header = "true" if path.suffix == ".csv" else "false"
+            with conn.cursor().copy(
+                f"copy {table} ({col_list}) from stdin with (format csv, header {header})"  # type: ignore[arg-type]
+            ) as copy:
+                for block in stream:
+                    copy.write(block)
+    counts: dict[str, int] = dict(
+        conn.execute(f"select _source_file, count(*) from {table} group by 1").fetchall()  # type: ignore[arg-type]
+    )
+    for path, digest, _ in plans:
+        conn.execute(
+            "insert into ops.batch_files (batch_id, file_name, sha256, rows_read) values (%s, %s, %s, %s)",
+            (batch_id, path.name, digest, counts.get(path.name, 0)),
+        )
+        log.info("%s: copied %d rows from %s", entity.name, counts.get(path.name, 0), path.name)
+    rows_read = sum(counts.values())
+
+    _split(conn, entity, table, list(extra), interval_end, future_tolerance_minutes)
+    valid = conn.execute(f"select count(*) from {table}_typed").fetchone()[0]  # type: ignore[arg-type,index]
+    rejected = conn.execute(f"select count(*) from {table}_rejected").fetchone()[0]  # type: ignore[arg-type,index]
+    conn.execute(f"drop table {table}")  # type: ignore[arg-type]
+    conn.execute(
+        """update ops.load_batches set rows_read = %s, rows_loaded = %s, rows_quarantined = %s,
+           extra_columns = %s where batch_id = %s""",
+        (rows_read, rows_read - rejected, rejected, list(extra), batch_id),
+    )
+    if extra:
+        log.warning("%s: extra columns kept in raw.%s._extra: %s", entity.name, entity.name, ", ".join(extra))
+    log.info(
+        "%s batch %d: %d rows read, %d keys to publish (%d older versions merged away), %d quarantined",
+        entity.name, batch_id, rows_read, valid, rows_read - valid - rejected, rejected,
+    )
+    return LandedBatch(
+        batch_id=batch_id,
+        entity=entity.name,
+        files=[p.name for p, _, _ in plans],
+        rows_read=rows_read,
+        rows_valid=valid,
+        rows_rejected=rejected,
+        extra_columns=list(extra),
+    )
+
+
+def _split(
+    conn: psycopg.Connection,
+    entity: Entity,
+    table: str,
+    extra: list[str],
+    interval_end: datetime,
+    future_tolerance_minutes: int,
+) -> None:
+    """Check every row against the entity's hard rules, set-based, and split the batch."""
+    checks: list[tuple[str, str]] = [("_parse_error is not null", "_parse_error")]
+    for c in entity.columns:
+        v = f"nullif(btrim({c.name}), '')"
+        if not c.nullable:
+            checks.append((f"{v} is null", f"'missing {c.name}'"))
+        base_type = c.sql_type.split("(")[0]
+        if base_type != "text":
+            checks.append(
+                (
+                    f"{v} is not null and not ops.is_valid_input({v}, '{c.sql_type}')",
+                    f"'invalid {base_type} in {c.name}: ' || left({c.name}, 100)",
+                )
+            )
+        if c.allowed:
+            allowed = ", ".join(_literal(a) for a in c.allowed)
+            checks.append(
+                (
+                    f"{v} is not null and lower({v}) not in ({allowed})",
+                    f"'unknown {c.name} ' || {_literal(chr(39))} || left({c.name}, 100) || {_literal(chr(39))}",
+                )
+            )
+        if c.min_value is not None or c.max_value is not None:
+            low = "-infinity" if c.min_value is None else c.min_value
+            high = "infinity" if c.max_value is None else c.max_value
+            cond = []
+            if c.min_value is not None:
+                cond.append(f"{v}::numeric < {c.min_value}")
+            if c.max_value is not None:
+                cond.append(f"{v}::numeric > {c.max_value}")
+            checks.append(
+                (
+                    f"{v} is not null and ({' or '.join(cond)})",
+                    f"'{c.name} ' || {c.name} || ' out of range [{low}, {high}]'",
+                )
+            )
+    ev = f"nullif(btrim({entity.event_column}), '')"
+    checks.append(
+        (
+            f"{ev}::timestamptz > timestamptz {_literal(interval_end.isoformat())} + interval '{int(future_tolerance_minutes)} minutes'",
+            f"'{entity.event_column} ' || {entity.event_column} || ' is in the future of the load interval'",
+        )
+    )
+    reason = "case " + " ".join(f"when {cond} then {why}" for cond, why in checks) + " end"
+    known = entity.column_names
+    content = "md5(row(" + ", ".join(known + extra) + ")::text)"
+    version = f"nullif(btrim({entity.version_column}), '')::timestamptz" if entity.version_column else "null::timestamptz"
+    conn.execute(
+        f"""create unlogged table {table}_checked as
+            select t.*, {reason} as _reason from {table} t"""  # type: ignore[arg-type]
+    )
+    # Two different rows for one key at the same version: nobody can tell which is right.
+    conn.execute(
+        f"""update {table}_checked c set _reason = 'duplicate {entity.key} with different content in one batch'
+            from (
+                select {entity.key}, v from (
+                    select {entity.key}, {version} as v, {content} as h,
+                           max({version}) over (partition by {entity.key}) as latest
+                    from {table}_checked where _reason is null
+                ) x
+                where v is not distinct from latest
+                group by 1, 2 having count(distinct h) > 1
+            ) d
+            where c._reason is null and c.{entity.key} = d.{entity.key}"""  # type: ignore[arg-type]
+    )
+    header_offset = 2  # 1-based line numbers of a CSV with a header row
+    extra_json = (
+        "nullif(jsonb_strip_nulls(jsonb_build_object(" + ", ".join(f"'{x}', {x}" for x in extra) + ")), '{}')"
+        if extra
+        else "null::jsonb"
+    )
+    conn.execute(
+        f"""create unlogged table {table}_rejected as
+            select {", ".join(known)}, {extra_json} as _extra, _reason, _source_file,
+                   _row - _first + {header_offset} as _line_number
+            from (select c.*, min(_row) over (partition by _source_file) as _first from {table}_checked c) x
+            where _reason is not null"""  # type: ignore[arg-type]
+    )
+    casts = ", ".join(
+        f"nullif(btrim({c.name}), '')::{c.sql_type} as {c.name}" if c.sql_type != "text"
+        else f"nullif({c.name}, '') as {c.name}"
+        for c in entity.columns
+    )
+    order = f"{entity.key}, {version} desc nulls last, _row desc"
+    conn.execute(
+        f"""create unlogged table {table}_typed as
+            select distinct on ({entity.key}) {casts}, {extra_json} as _extra
+            from {table}_checked where _reason is null
+            order by {order}"""  # type: ignore[arg-type]
+    )
+    conn.execute(f"drop table {table}_checked")  # type: ignore[arg-type]
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _copy_jsonl(conn: psycopg.Connection, table: str, path: Path, columns: list[str]) -> None:
+    # Each line lands whole in one text column (a CSV dialect whose quote and delimiter
+    # never occur in JSON text), then SQL pulls the fields out. A line that is not JSON
+    # becomes a row with a parse error, so it is quarantined rather than lost.
+    conn.execute("create temp table if not exists _jsonl_lines (line text)")
+    conn.execute("truncate _jsonl_lines")
+    with conn.cursor().copy(
+        "copy _jsonl_lines from stdin with (format csv, quote e'\\x01', delimiter e'\\x02')"
+    ) as copy:
+        for block in _stream_file(path):
+            copy.write(block)
+    col_list = ", ".join(columns)
+    fields = ", ".join(f"doc ->> '{c}'" for c in columns)
+    conn.execute(
+        f"""insert into {table} ({col_list}, _parse_error)
+            select {fields},
+                   case when doc is null then 'unparseable JSON line: ' || left(line, 200) end
+            from (
+                select line, case when ops.is_valid_input(line, 'jsonb') then line::jsonb end as doc
+                from _jsonl_lines where btrim(line) <> ''
+            ) l"""  # type: ignore[arg-type]
+    )
+
+
+# --- publishing ---------------------------------------------------------------------------
+
+
+def publish_batch(conn: psycopg.Connection, batch_id: int) -> dict[str, int]:
+    """Merge a validated batch into raw and quarantine, in one transaction."""
+    row = conn.execute(
+        "select entity, status, rows_read from ops.load_batches where batch_id = %s for update",
+        (batch_id,),
+    ).fetchone()
+    if row is None:
+        raise ValueError(f"no load batch {batch_id}")
+    entity_name, status, rows_read = row
+    if status == "published":
+        log.info("batch %d is already published; nothing to do", batch_id)
+        conn.rollback()
+        return {}
+    if status != "landed":
+        raise RuntimeError(f"batch {batch_id} is {status}, only a landed batch can be published")
+    entity = ENTITIES[entity_name]
+    table = f"landing.{entity_name}_b{batch_id}"
+    cols = entity.column_names
+    col_list = ", ".join(cols)
+    if entity.version_column:
+        updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c != entity.key)
+        conflict = f"""do update set {updates}, _extra = excluded._extra,
+            _batch_id = excluded._batch_id, _loaded_at = excluded._loaded_at
+            where raw.{entity_name}.{entity.version_column} <= excluded.{entity.version_column}"""
+    else:
+        conflict = "do nothing"
+    merged = conn.execute(
+        f"""insert into raw.{entity_name} ({col_list}, _extra, _batch_id, _loaded_at)
+            select {col_list}, _extra, %s, clock_timestamp() from {table}_typed
+            on conflict ({entity.key}) {conflict}""",  # type: ignore[arg-type]
+        (batch_id,),
+    ).rowcount
+    quarantined = conn.execute(
+        f"""insert into quarantine.{entity_name} ({col_list}, _extra, _reason, _source_file, _line_number, _batch_id, _quarantined_at)
+            select {col_list}, _extra, _reason, _source_file, _line_number, %s, clock_timestamp()
+            from {table}_rejected""",  # type: ignore[arg-type]
+        (batch_id,),
+    ).rowcount
+    conn.execute(
+        """insert into ops.loaded_files (entity, file_name, sha256, batch_id, rows_read, loaded_at)
+           select %s, file_name, sha256, batch_id, rows_read, clock_timestamp()
+           from ops.batch_files where batch_id = %s""",
+        (entity_name, batch_id),
+    )
+    conn.execute(
+        "update ops.load_batches set status = 'published', finished_at = clock_timestamp() where batch_id = %s",
+        (batch_id,),
+    )
+    conn.execute(f"drop table {table}_typed, {table}_rejected")  # type: ignore[arg-type]
+    conn.commit()
+    log.info(
+        "%s batch %d published: %d of %d rows read changed raw.%s, %d quarantined",
+        entity_name, batch_id, merged, rows_read, entity_name, quarantined,
+    )
+    return {"merged": merged, "quarantined": quarantined}
+
+
+def reject_batch(conn: psycopg.Connection, batch_id: int, error: str) -> None:
+    """Mark a batch that failed its gate; its landing tables stay for inspection."""
+    conn.execute(
+        "update ops.load_batches set status = 'rejected', error = %s, finished_at = clock_timestamp() where batch_id = %s",
+        (error[:4000], batch_id),
+    )
+    conn.commit()

