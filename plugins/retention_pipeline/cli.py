@@ -1,6 +1,6 @@
 """``retention``: the operator's command line.
 
-    retention warehouse start|stop|url     the embedded PostgreSQL (local default)
+    retention warehouse start|stop|url|bootstrap   the embedded PostgreSQL, the pipeline's schemas
     retention generate [--seed N ...]      deterministic sample data into the landing folder
     retention run --week 2026-W47          the ingest for that week's days, then the weekly DAG
     retention demo                         all of the above for the last few weeks
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
 
     wh = sub.add_parser("warehouse", help="the embedded PostgreSQL")
-    wh.add_argument("action", choices=["start", "stop", "url"])
+    wh.add_argument("action", choices=["start", "stop", "url", "bootstrap"])
 
     gen = sub.add_parser("generate", help="write deterministic sample data to the landing folder")
     gen.add_argument("--seed", type=int, default=7)
@@ -174,6 +174,9 @@ def main(argv: list[str] | None = None) -> None:
             print(warehouse.start_embedded(settings).sqlalchemy_url())
         elif args.action == "stop":
             print("stopped" if warehouse.stop_embedded(settings) else "not running")
+        elif args.action == "bootstrap":
+            warehouse.bootstrap()
+            print("schemas raw, quarantine, landing and ops are in place")
         else:
             print(warehouse.address(settings).sqlalchemy_url())
     elif args.command == "generate":
