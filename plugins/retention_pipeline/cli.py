@@ -40,6 +40,8 @@ def airflow_env() -> dict[str, str]:
         "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
         # the digest renders charts in tasks: no display here
         "MPLBACKEND": "Agg",
+        # no usage pings from Cosmos (and no network to send them to)
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
     }
     return {k: os.environ.get(k, v) for k, v in defaults.items()}
 

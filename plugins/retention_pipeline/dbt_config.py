@@ -73,6 +73,8 @@ def cosmos_configs() -> dict[str, Any]:
             # Cosmos' own per-model Assets need a TCP host in the profile and fail on a
             # unix socket; the pipeline emits its own Assets instead.
             emit_datasets=False,
+            # a test on several models runs after all of them, not after the first
+            should_detach_multiple_parents_tests=True,
         ),
     }
 

@@ -1,0 +1,67 @@
+-- RFM as of as_of, among customers with at least one completed order.
+-- Scores are quantiles, higher is better, and ties always share a score.
+with
+
+staged_weekly as (
+    select * from {{ ref('int_customers_staged_weekly') }}
+),
+
+segment_map as (
+    select * from {{ ref('rfm_segment_map') }}
+),
+
+current_customers as (
+    select
+        customer_id,
+        recency_days,
+        orders_count as frequency,
+        net_revenue as monetary
+    from staged_weekly
+    where week_index = 0
+),
+
+scored as (
+    select
+        *,
+        {{ quantile_score('recency_days desc', var('rfm_bins')) }} as r_score,
+        {{ quantile_score('frequency', var('rfm_bins')) }} as f_score,
+        {{ quantile_score('monetary', var('rfm_bins')) }} as m_score
+    from current_customers
+),
+
+-- the segment map is on the 1..5 scale
+scaled as (
+    select
+        *,
+        ceil(r_score * 5.0 / {{ var('rfm_bins') }})::integer as r_score_5,
+        round(
+            (
+                ceil(f_score * 5.0 / {{ var('rfm_bins') }})
+                + ceil(m_score * 5.0 / {{ var('rfm_bins') }})
+            ) / 2.0
+        )::integer as fm_score_5
+    from scored
+),
+
+segmented as (
+    select
+        scaled.customer_id,
+        scaled.recency_days,
+        scaled.frequency,
+        scaled.monetary,
+        scaled.r_score,
+        scaled.f_score,
+        scaled.m_score,
+        scaled.r_score::text || scaled.f_score::text || scaled.m_score::text as rfm_cell,
+        segment_map.segment as rfm_segment
+    from scaled
+    left join segment_map
+        on scaled.r_score_5 = segment_map.r_score
+        and scaled.fm_score_5 = segment_map.fm_score
+),
+
+final as (
+    select * from segmented
+)
+
+select * from final

@@ -1,0 +1,158 @@
+"""The real DAGs, end to end: sample files -> ingest -> dbt -> gates -> digest + call list.
+
+Airflow runs in a subprocess (``retention run``) with its own AIRFLOW_HOME, against a
+fresh database on the real warehouse, and sends through a real SMTP server on loopback.
+The assertions are what a reader of the digest or a call-center lead would check.
+"""
+
+from __future__ import annotations
+
+import csv
+import email
+import email.policy
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from retention_pipeline.sample_data import generate
+
+pytestmark = pytest.mark.e2e
+
+WEEKS = ("2026-W46", "2026-W47")
+END = date(2026, 11, 23)  # the Monday after 2026-W47
+CUSTOMERS = 800
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+        self.envelopes: list[tuple[str, list[str]]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.messages.append(msg)  # type: ignore[arg-type]
+        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server():
+    from aiosmtpd.controller import Controller
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=0)
+    controller.start()
+    try:
+        yield inbox, controller.server.sockets[0].getsockname()[1]
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def pipeline_env(warehouse_db, smtp_server, tmp_path):
+    inbox, port = smtp_server
+    landing = Path(os.environ["RETENTION_LANDING_DIR"])
+    generate(landing, end=END, seed=7, customers=CUSTOMERS, daily_from=date(2026, 11, 9))
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW_CONN_SMTP_DEFAULT": f"smtp://127.0.0.1:{port}?disable_tls=true&disable_ssl=true",
+        "RETENTION_DIGEST_RECIPIENTS": "all@company.test",
+        "RETENTION_CALL_LIST_CAPACITY": "50",
+    }
+    return env, inbox
+
+
+def _retention(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "retention_pipeline.cli", *args],
+        env=env, capture_output=True, text=True, timeout=900,
+    )
+
+
+def _query(address, sql: str):
+    with psycopg.connect(**address.libpq_kwargs()) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_two_weeks_end_to_end_then_a_rerun_sends_nothing_twice(warehouse_db, pipeline_env):
+    env, inbox = pipeline_env
+    for week in WEEKS:
+        done = _retention(env, "run", "--week", week)
+        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+
+    # one digest per week, to the distribution list, subject carrying the week and churn
+    assert [m["Subject"] for m in inbox.messages] and len(inbox.messages) == 2
+    assert all(rcpts == ["all@company.test"] for _, rcpts in inbox.envelopes)
+    digest = inbox.messages[-1]
+    assert "2026-W47" in digest["Subject"]
+    kpi = _query(warehouse_db, "select active_customers, churn_rate, new_customers from marts.rpt_weekly_kpis where iso_week = '2026-W47'")
+    assert kpi, "the KPI mart has the reported week"
+    active, churn_rate, new = kpi[0]
+    assert f"{float(churn_rate) * 100:.1f}%" in digest["Subject"]
+
+    # a text and an HTML part with the same headline numbers, images inline by CID
+    assert digest.get_content_type() == "multipart/alternative"
+    text = digest.get_body(("plain",)).get_content()
+    html = digest.get_body(("html",)).get_content()
+    assert f"{active:,}" in text and f"{active:,}" in html
+    cids = {part["Content-ID"].strip("<>") for part in digest.walk() if part.get_content_type() == "image/png"}
+    assert cids and all(f"cid:{cid}" in html for cid in cids)
+
+    # no customer contact data in a mail that goes to the whole company
+    contacts = _query(warehouse_db, "select email, phone from raw.customers where email is not null limit 200")
+    body = text + html
+    assert not [e for e, p in contacts if e in body or (p and p in body)]
+
+    # the call list: highest priority first, nobody flagged do-not-call, contact data present
+    call_list = Path(env["RETENTION_OUTBOX_DIR"]) / "call_lists" / "call_list_2026-W47.csv"
+    with call_list.open(encoding="utf-8-sig") as fh:
+        rows = list(csv.DictReader(fh))
+    expected = _query(warehouse_db, "select count(*) from marts.rpt_call_list")[0][0]
+    assert len(rows) == min(50, expected) > 0
+    ranks = [int(r["call_rank"]) for r in rows]
+    assert ranks == sorted(ranks)
+    dnc = {c for (c,) in _query(warehouse_db, "select customer_id from raw.customers where do_not_call")}
+    assert not dnc & {r["customer_id"] for r in rows}
+    assert all(r["phone"] or r["email"] for r in rows)
+    assert all(r["intervention_level"] in {"yellow", "amber", "orange", "red"} for r in rows)
+    assert oct(call_list.stat().st_mode)[-3:] == "600"
+
+    # the bad rows of the sample files are in quarantine with their reasons; batches reconcile
+    reasons = {r for (r,) in _query(warehouse_db, "select _reason from quarantine.orders union select _reason from quarantine.surveys")}
+    assert any("unknown status" in r for r in reasons) and any("out of range" in r for r in reasons)
+    assert _query(warehouse_db, "select count(*) from ops.load_batches where rows_read <> rows_loaded + rows_quarantined") == [(0,)]
+
+    # re-running the week: same answer, no second email, the same call list
+    before = call_list.read_bytes()
+    done = _retention(env, "run", "--week", "2026-W47")
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert len(inbox.messages) == 2
+    assert call_list.read_bytes() == before
+    assert _query(warehouse_db, "select active_customers, churn_rate, new_customers from marts.rpt_weekly_kpis where iso_week = '2026-W47'") == kpi
+    assert _query(warehouse_db, "select count(*), count(*) filter (where status = 'sent') from ops.digest_sends") == [(2, 2)]
+
+
+def test_a_failing_gate_stops_the_run_before_the_digest_and_the_call_list(warehouse_db, pipeline_env):
+    env, inbox = pipeline_env
+    # ingest only, through the real ingest DAG, then break the data behind the gates' back
+    done = _retention(env, "run", "--week", "2026-W47")
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    sent_before = len(inbox.messages)
+    with psycopg.connect(**warehouse_db.libpq_kwargs()) as conn:
+        conn.execute("delete from ops.digest_sends")
+        conn.execute("delete from ops.outreach_pushes")
+        conn.execute("update raw.orders set amount = -amount where order_id in (select order_id from raw.orders order by order_id limit 5)")
+    call_list = Path(env["RETENTION_OUTBOX_DIR"]) / "call_lists" / "call_list_2026-W47.csv"
+    call_list.unlink()
+    done = _retention(env, "run", "--week", "2026-W47", "--skip-ingest")
+    assert done.returncode != 0
+    log = done.stdout + done.stderr
+    assert "amount" in log  # the failing check names the column it failed on
+    assert len(inbox.messages) == sent_before
+    assert not call_list.exists()
