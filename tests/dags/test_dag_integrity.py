@@ -16,8 +16,7 @@ DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
 
 
 @pytest.fixture(scope="module")
-def dagbag(tmp_path_factory):
-    os.environ.setdefault("AIRFLOW_HOME", str(tmp_path_factory.mktemp("airflow")))
+def dagbag():
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=str(ROOT / "dags"))
@@ -30,7 +29,7 @@ def test_no_import_errors(dagbag):
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.stem)
 def test_one_dag_per_file_named_after_it_with_tags_docs_and_retries(dagbag, path):
-    dag = dagbag.get_dag(path.stem)
+    dag = dagbag.dags.get(path.stem)
     assert dag is not None, f"{path.name} must define the DAG {path.stem}"
     assert dag.tags, "tags are required"
     assert dag.doc_md and len(dag.doc_md) > 100, "doc_md=__doc__ with a real description"
@@ -40,7 +39,7 @@ def test_one_dag_per_file_named_after_it_with_tags_docs_and_retries(dagbag, path
 
 
 def test_the_weekly_interval_is_the_iso_week_just_ended(dagbag):
-    dag = dagbag.get_dag("retention_weekly")
+    dag = dagbag.dags.get("retention_weekly")
     interval = dag.timetable.infer_manual_data_interval(
         run_after=datetime(2026, 11, 23, 0, 0, tzinfo=timezone.utc)
     )
@@ -49,7 +48,7 @@ def test_the_weekly_interval_is_the_iso_week_just_ended(dagbag):
 
 
 def test_the_ingest_interval_is_one_day(dagbag):
-    dag = dagbag.get_dag("retention_ingest")
+    dag = dagbag.dags.get("retention_ingest")
     interval = dag.timetable.infer_manual_data_interval(
         run_after=datetime(2026, 11, 17, 0, 0, tzinfo=timezone.utc)
     )
@@ -60,7 +59,7 @@ def test_the_ingest_interval_is_one_day(dagbag):
 
 
 def test_the_weekly_dag_gates_before_anything_leaves(dagbag):
-    dag = dagbag.get_dag("retention_weekly")
+    dag = dagbag.dags.get("retention_weekly")
     gate = dag.get_task("gate_marts")
     for leaving in ("send_digest", "push_call_list"):
         assert "gate_marts" in dag.get_task(leaving).upstream_task_ids
