@@ -69,7 +69,7 @@ def cosmos_configs() -> dict[str, Any]:
         ),
         "render_config": RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
-            test_behavior=TestBehavior.AFTER_EACH,
+            test_behavior=TestBehavior.BUILD,
             # Cosmos' own per-model Assets need a TCP host in the profile and fail on a
             # unix socket; the pipeline emits its own Assets instead.
             emit_datasets=False,
