@@ -10,21 +10,24 @@ $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
-	$(BIN)/retention dbt-parse
+	$(BIN)/retention dbt-parse --force
 	@touch $(STAMP)
 
 install: $(STAMP)
 
 ## make demo: embedded warehouse, sample data, the real DAGs for the last 3 weeks
 demo: install
+	$(BIN)/retention dbt-parse
 	$(BIN)/retention demo
 
 ## make test: the whole suite (embedded warehouse unless RETENTION_TEST_WAREHOUSE_URL is set)
 test: install
+	$(BIN)/retention dbt-parse
 	$(BIN)/python -m pytest
 
 ## the warehouse-facing tests only (CI runs them again against the system PostgreSQL)
 test-warehouse: install
+	$(BIN)/retention dbt-parse
 	$(BIN)/python -m pytest -m "integration or e2e"
 
 lint: install

@@ -49,7 +49,8 @@ with DAG(
 
             return land_entity(entity, data_interval_start, data_interval_end)
 
-        @task(task_id=f"validate_{entity_name}")
+        # a failed quality gate is a fact about the data, not a glitch: no retry
+        @task(task_id=f"validate_{entity_name}", retries=0)
         def validate(batch_id: int | None, run_id=None) -> int | None:  # type: ignore[no-untyped-def]
             from retention_pipeline.ingest_tasks import validate_batch
 

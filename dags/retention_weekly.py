@@ -59,7 +59,8 @@ with DAG(
         **cosmos_configs(),
     )
 
-    @task(outlets=[MARTS])
+    # a failed quality gate is a fact about the data, not a glitch: no retry
+    @task(outlets=[MARTS], retries=0)
     def gate_marts(data_interval_start=None, run_id=None) -> dict[str, int]:  # type: ignore[no-untyped-def]
         from retention_pipeline.weekly_tasks import gate_marts
 

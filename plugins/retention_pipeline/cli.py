@@ -162,7 +162,8 @@ def main(argv: list[str] | None = None) -> None:
 
     dbt = sub.add_parser("dbt", help="the dbt CLI against the configured warehouse")
     dbt.add_argument("args", nargs=argparse.REMAINDER)
-    sub.add_parser("dbt-parse", help="build dbt's manifest (Cosmos renders the DAG from it)")
+    parse = sub.add_parser("dbt-parse", help="build dbt's manifest if stale (Cosmos renders the DAG from it)")
+    parse.add_argument("--force", action="store_true")
 
     af = sub.add_parser("airflow", help="the airflow CLI with this project's environment")
     af.add_argument("args", nargs=argparse.REMAINDER)
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "dbt-parse":
         from retention_pipeline.dbt_config import ensure_manifest
 
-        print(ensure_manifest(force=True))
+        print(ensure_manifest(force=args.force))
     elif args.command == "airflow":
         os.environ.update(airflow_env())
         rest = args.args[1:] if args.args[:1] == ["--"] else args.args
