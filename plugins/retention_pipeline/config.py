@@ -10,9 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_ROOT = Path(
-    os.environ.get("RETENTION_PROJECT_ROOT", Path(__file__).resolve().parents[2])
-)
+PROJECT_ROOT = Path(os.environ.get("RETENTION_PROJECT_ROOT", Path(__file__).resolve().parents[2]))
 
 
 def _env(name: str, default: str) -> str:
@@ -58,9 +56,7 @@ def get_settings() -> Settings:
         landing_dir=Path(_env("RETENTION_LANDING_DIR", str(home / "landing"))),
         outbox_dir=Path(_env("RETENTION_OUTBOX_DIR", str(home / "outbox"))),
         dbt_project_dir=Path(_env("RETENTION_DBT_PROJECT_DIR", str(PROJECT_ROOT / "dbt_project"))),
-        expectations_dir=Path(
-            _env("RETENTION_EXPECTATIONS_DIR", str(PROJECT_ROOT / "expectations"))
-        ),
+        expectations_dir=Path(_env("RETENTION_EXPECTATIONS_DIR", str(PROJECT_ROOT / "expectations"))),
         timezone=_env("RETENTION_TIMEZONE", "UTC"),
         digest_recipients=_env_list("RETENTION_DIGEST_RECIPIENTS", "everyone@example.com"),
         digest_sender=_env("RETENTION_DIGEST_SENDER", "retention-digest@example.com"),

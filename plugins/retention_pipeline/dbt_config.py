@@ -87,7 +87,7 @@ def run_dbt(args: list[str], *, vars_: dict[str, Any] | None = None) -> None:
     env = {**os.environ}
     try:
         env.update(export_dbt_env())
-    except Exception:  # noqa: BLE001 - parsing needs no warehouse; any address will do
+    except Exception:
         env.update(
             {
                 "RETENTION_DBT_HOST": "localhost",
@@ -95,8 +95,14 @@ def run_dbt(args: list[str], *, vars_: dict[str, Any] | None = None) -> None:
                 "RETENTION_DBT_DBNAME": "retention",
             }
         )
-    cmd = [dbt_executable(), *args, "--project-dir", str(settings.dbt_project_dir),
-           "--profiles-dir", str(settings.dbt_project_dir)]
+    cmd = [
+        dbt_executable(),
+        *args,
+        "--project-dir",
+        str(settings.dbt_project_dir),
+        "--profiles-dir",
+        str(settings.dbt_project_dir),
+    ]
     if vars_:
         cmd += ["--vars", json.dumps(vars_)]
     subprocess.run(cmd, check=True, env=env, cwd=settings.dbt_project_dir)
@@ -106,8 +112,11 @@ def ensure_manifest(force: bool = False) -> Path:
     """Cosmos renders the DAG from a prebuilt manifest: build it if missing or stale."""
     path = manifest_path()
     project = get_settings().dbt_project_dir
-    sources = [p for p in project.rglob("*") if p.suffix in (".sql", ".yml", ".csv", ".md")
-               and "target" not in p.parts and "logs" not in p.parts]
+    sources = [
+        p
+        for p in project.rglob("*")
+        if p.suffix in (".sql", ".yml", ".csv", ".md") and "target" not in p.parts and "logs" not in p.parts
+    ]
     newest = max((p.stat().st_mtime for p in sources), default=0.0)
     if force or not path.exists() or path.stat().st_mtime < newest:
         run_dbt(["parse", "--quiet"])

@@ -34,7 +34,9 @@ def deliver_weekly_digest(iso_week: str, quality: dict[str, int], *, force: bool
     if smtp is None:
         log.warning(
             "no Airflow connection %r: the digest of %s is in the outbox (%s) and was not emailed",
-            settings.smtp_conn_id, iso_week, result.get("html"),
+            settings.smtp_conn_id,
+            iso_week,
+            result.get("html"),
         )
         result["sent_to"] = ""
         return result

@@ -31,9 +31,9 @@ def validate_batch(batch_id: int | None, run_id: str | None) -> int | None:
     if batch_id is None:
         return None
     with warehouse.connect() as conn:
-        entity = conn.execute(
-            "select entity from ops.load_batches where batch_id = %s", (batch_id,)
-        ).fetchone()[0]  # type: ignore[index]
+        entity = warehouse.scalar(
+            conn, "select entity from ops.load_batches where batch_id = %s", (batch_id,)
+        )
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     try:
         run_gate(

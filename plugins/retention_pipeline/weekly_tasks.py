@@ -40,16 +40,17 @@ def check_sources(interval_start: datetime, interval_end: datetime) -> dict[str,
     with warehouse.connect() as conn:
         for name, entity in ENTITIES.items():
             row = conn.execute(
-                f"select count(*), max({entity.event_column}) filter (where {entity.event_column} < %s), max(_loaded_at) from raw.{name}",  # type: ignore[arg-type]
+                f"select count(*), max({entity.event_column}) filter (where {entity.event_column} < %s), "
+                f"max(_loaded_at) from raw.{name}",
                 (interval_end,),
             ).fetchone()
-            count, newest_event, loaded_at = row  # type: ignore[misc]
+            count, newest_event, loaded_at = row or (0, None, None)
             seen[name] = f"{count} rows, newest event {newest_event}, loaded {loaded_at}"
             if count == 0:
                 problems.append(f"raw.{name} is empty")
-        newest_order = conn.execute(
-            "select max(ordered_at) from raw.orders where ordered_at < %s", (interval_end,)
-        ).fetchone()[0]  # type: ignore[index]
+        newest_order = warehouse.scalar(
+            conn, "select max(ordered_at) from raw.orders where ordered_at < %s", (interval_end,)
+        )
     lag = timedelta(hours=settings.max_source_lag_hours)
     if newest_order is not None and newest_order < interval_end - lag:
         problems.append(
@@ -73,7 +74,14 @@ def gate_marts(interval_start: datetime, run_id: str | None) -> dict[str, int]:
     failures = []
     for table in MART_GATES:
         try:
-            result = run_gate(address, f"marts_{table}", "marts", table, run_name=f"{run_id or week} marts_{table}", raise_on_failure=False)
+            result = run_gate(
+                address,
+                f"marts_{table}",
+                "marts",
+                table,
+                run_name=f"{run_id or week} marts_{table}",
+                raise_on_failure=False,
+            )
         except Exception as exc:  # a missing table is a failed gate too
             failures.append(f"marts.{table}: {exc}")
             continue
@@ -82,9 +90,9 @@ def gate_marts(interval_start: datetime, run_id: str | None) -> dict[str, int]:
         if result.errors:
             failures.append(result.summary())
     with warehouse.connect() as conn:
-        has_week = conn.execute(
-            "select count(*) from marts.rpt_weekly_kpis where iso_week = %s", (week,)
-        ).fetchone()[0]  # type: ignore[index]
+        has_week = warehouse.scalar(
+            conn, "select count(*) from marts.rpt_weekly_kpis where iso_week = %s", (week,)
+        )
     if not has_week:
         failures.append(f"marts.rpt_weekly_kpis has no row for {week}")
     if failures:

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -40,21 +40,17 @@ def test_one_dag_per_file_named_after_it_with_tags_docs_and_retries(dagbag, path
 
 def test_the_weekly_interval_is_the_iso_week_just_ended(dagbag):
     dag = dagbag.dags.get("retention_weekly")
-    interval = dag.timetable.infer_manual_data_interval(
-        run_after=datetime(2026, 11, 23, 0, 0, tzinfo=timezone.utc)
-    )
-    assert interval.start == datetime(2026, 11, 16, tzinfo=timezone.utc)  # Monday of 2026-W47
-    assert interval.end == datetime(2026, 11, 23, tzinfo=timezone.utc)
+    interval = dag.timetable.infer_manual_data_interval(run_after=datetime(2026, 11, 23, 0, 0, tzinfo=UTC))
+    assert interval.start == datetime(2026, 11, 16, tzinfo=UTC)  # Monday of 2026-W47
+    assert interval.end == datetime(2026, 11, 23, tzinfo=UTC)
 
 
 def test_the_ingest_interval_is_one_day(dagbag):
     dag = dagbag.dags.get("retention_ingest")
-    interval = dag.timetable.infer_manual_data_interval(
-        run_after=datetime(2026, 11, 17, 0, 0, tzinfo=timezone.utc)
-    )
+    interval = dag.timetable.infer_manual_data_interval(run_after=datetime(2026, 11, 17, 0, 0, tzinfo=UTC))
     assert (interval.start, interval.end) == (
-        datetime(2026, 11, 16, tzinfo=timezone.utc),
-        datetime(2026, 11, 17, tzinfo=timezone.utc),
+        datetime(2026, 11, 16, tzinfo=UTC),
+        datetime(2026, 11, 17, tzinfo=UTC),
     )
 
 

@@ -34,7 +34,7 @@ class Inbox:
         self.messages: list[email.message.EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+    async def handle_DATA(self, server, session, envelope):
         msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.messages.append(msg)  # type: ignore[arg-type]
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
@@ -75,7 +75,10 @@ def pipeline_env(warehouse_db, smtp_server, tmp_path):
 def _retention(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "retention_pipeline.cli", *args],
-        env=env, capture_output=True, text=True, timeout=900,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
 
 
@@ -97,9 +100,12 @@ def test_two_weeks_end_to_end_a_rerun_sends_nothing_twice_and_a_failed_gate_send
     assert all(rcpts == ["all@company.test"] for _, rcpts in inbox.envelopes)
     digest = inbox.messages[-1]
     assert "2026-W47" in digest["Subject"]
-    kpi = _query(warehouse_db, "select active_customers, churn_rate, new_customers from marts.rpt_weekly_kpis where iso_week = '2026-W47'")
+    kpi = _query(
+        warehouse_db,
+        "select active_customers, churn_rate, new_customers from marts.rpt_weekly_kpis where iso_week = '2026-W47'",
+    )
     assert kpi, "the KPI mart has the reported week"
-    active, churn_rate, new = kpi[0]
+    active, churn_rate, _new = kpi[0]
     assert f"{float(churn_rate) * 100:.1f}%" in digest["Subject"]
 
     # a text and an HTML part with the same headline numbers, images inline by CID
@@ -107,11 +113,15 @@ def test_two_weeks_end_to_end_a_rerun_sends_nothing_twice_and_a_failed_gate_send
     text = digest.get_body(("plain",)).get_content()
     html = digest.get_body(("html",)).get_content()
     assert f"{active:,}" in text and f"{active:,}" in html
-    cids = {part["Content-ID"].strip("<>") for part in digest.walk() if part.get_content_type() == "image/png"}
+    cids = {
+        part["Content-ID"].strip("<>") for part in digest.walk() if part.get_content_type() == "image/png"
+    }
     assert cids and all(f"cid:{cid}" in html for cid in cids)
 
     # no customer contact data in a mail that goes to the whole company
-    contacts = _query(warehouse_db, "select email, phone from raw.customers where email is not null limit 200")
+    contacts = _query(
+        warehouse_db, "select email, phone from raw.customers where email is not null limit 200"
+    )
     body = text + html
     assert not [e for e, p in contacts if e in body or (p and p in body)]
 
@@ -130,9 +140,17 @@ def test_two_weeks_end_to_end_a_rerun_sends_nothing_twice_and_a_failed_gate_send
     assert oct(call_list.stat().st_mode)[-3:] == "600"
 
     # the bad rows of the sample files are in quarantine with their reasons; batches reconcile
-    reasons = {r for (r,) in _query(warehouse_db, "select _reason from quarantine.orders union select _reason from quarantine.surveys")}
+    reasons = {
+        r
+        for (r,) in _query(
+            warehouse_db, "select _reason from quarantine.orders union select _reason from quarantine.surveys"
+        )
+    }
     assert any("unknown status" in r for r in reasons) and any("out of range" in r for r in reasons)
-    assert _query(warehouse_db, "select count(*) from ops.load_batches where rows_read <> rows_loaded + rows_quarantined") == [(0,)]
+    assert _query(
+        warehouse_db,
+        "select count(*) from ops.load_batches where rows_read <> rows_loaded + rows_quarantined",
+    ) == [(0,)]
 
     # re-running the week: same answer, no second email, the same call list
     before = call_list.read_bytes()
@@ -140,8 +158,16 @@ def test_two_weeks_end_to_end_a_rerun_sends_nothing_twice_and_a_failed_gate_send
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert len(inbox.messages) == 2
     assert call_list.read_bytes() == before
-    assert _query(warehouse_db, "select active_customers, churn_rate, new_customers from marts.rpt_weekly_kpis where iso_week = '2026-W47'") == kpi
-    assert _query(warehouse_db, "select count(*), count(*) filter (where status = 'sent') from ops.digest_sends") == [(2, 2)]
+    assert (
+        _query(
+            warehouse_db,
+            "select active_customers, churn_rate, new_customers from marts.rpt_weekly_kpis where iso_week = '2026-W47'",
+        )
+        == kpi
+    )
+    assert _query(
+        warehouse_db, "select count(*), count(*) filter (where status = 'sent') from ops.digest_sends"
+    ) == [(2, 2)]
 
     # break the data behind the gates' back (as a buggy upstream fix would): the weekly
     # run must stop at a gate, name what failed, and send and push nothing

@@ -12,7 +12,6 @@ from __future__ import annotations
 import email
 import email.policy
 import logging
-import os
 import re
 import smtplib
 import socket
@@ -26,7 +25,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
-from retention_pipeline.ddl import bootstrap_statements
+
 from retention_pipeline.digest.data import DigestDataError, load_digest_data
 from retention_pipeline.digest.delivery import DigestSendInProgress, SmtpSettings, send_digest
 from retention_pipeline.digest.message import build_message

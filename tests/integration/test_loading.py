@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,8 +12,8 @@ from retention_pipeline import loading, warehouse
 
 pytestmark = pytest.mark.integration
 
-DAY = datetime(2026, 11, 16, tzinfo=timezone.utc)
-NEXT = datetime(2026, 11, 17, tzinfo=timezone.utc)
+DAY = datetime(2026, 11, 16, tzinfo=UTC)
+NEXT = datetime(2026, 11, 17, tzinfo=UTC)
 HEADER = "order_id,customer_id,ordered_at,status,amount,currency,updated_at"
 
 
@@ -25,7 +25,9 @@ def _write(landing: Path, name: str, lines: list[str], entity: str = "orders") -
     return path
 
 
-def _land_and_publish(landing: Path, entity: str = "orders", end: datetime = NEXT) -> loading.LandedBatch | None:
+def _land_and_publish(
+    landing: Path, entity: str = "orders", end: datetime = NEXT
+) -> loading.LandedBatch | None:
     with warehouse.connect() as conn:
         batch = loading.land_files(conn, entity, landing, DAY, end)
         if batch:
@@ -58,7 +60,11 @@ def test_bad_rows_go_to_quarantine_with_reasons_and_the_ledger_reconciles(wareho
     )
     batch = _land_and_publish(landing)
     assert batch is not None
-    reasons = dict(_rows("select coalesce(order_id, '<none>'), _reason from quarantine.orders where order_id is distinct from 'O7'"))
+    reasons = dict(
+        _rows(
+            "select coalesce(order_id, '<none>'), _reason from quarantine.orders where order_id is distinct from 'O7'"
+        )
+    )
     assert reasons == {
         "<none>": "missing order_id",
         "O2": "invalid numeric in amount: abc",
@@ -82,13 +88,25 @@ def test_bad_rows_go_to_quarantine_with_reasons_and_the_ledger_reconciles(wareho
 
 def test_rerun_loads_nothing_twice_and_latest_version_wins(warehouse_db, tmp_path):
     landing = tmp_path / "landing"
-    _write(landing, "orders_2026-11-15.csv", [HEADER, "O1,C1,2026-11-15T10:00:00+00:00,completed,10,EUR,2026-11-15T10:00:00+00:00"])
+    _write(
+        landing,
+        "orders_2026-11-15.csv",
+        [HEADER, "O1,C1,2026-11-15T10:00:00+00:00,completed,10,EUR,2026-11-15T10:00:00+00:00"],
+    )
     assert _land_and_publish(landing) is not None
     assert _land_and_publish(landing) is None  # same file, same checksum: nothing new
-    _write(landing, "orders_2026-11-16.csv", [HEADER, "O1,C1,2026-11-15T10:00:00+00:00,refunded,10,EUR,2026-11-16T09:00:00+00:00"])
+    _write(
+        landing,
+        "orders_2026-11-16.csv",
+        [HEADER, "O1,C1,2026-11-15T10:00:00+00:00,refunded,10,EUR,2026-11-16T09:00:00+00:00"],
+    )
     _land_and_publish(landing)
     # an older version arriving late does not overwrite the newer one
-    _write(landing, "orders_late.csv", [HEADER, "O1,C1,2026-11-15T10:00:00+00:00,completed,10,EUR,2026-11-15T11:00:00+00:00"])
+    _write(
+        landing,
+        "orders_late.csv",
+        [HEADER, "O1,C1,2026-11-15T10:00:00+00:00,completed,10,EUR,2026-11-15T11:00:00+00:00"],
+    )
     _land_and_publish(landing)
     assert _rows("select order_id, status from raw.orders") == [("O1", "refunded")]
     assert _rows("select count(*) from ops.loaded_files") == [(3,)]
@@ -96,8 +114,19 @@ def test_rerun_loads_nothing_twice_and_latest_version_wins(warehouse_db, tmp_pat
 
 def test_missing_required_column_fails_the_batch_and_publishes_nothing(warehouse_db, tmp_path):
     landing = tmp_path / "landing"
-    _write(landing, "orders_a.csv", [HEADER, "O1,C1,2026-11-15T10:00:00+00:00,completed,10,EUR,2026-11-15T10:00:00+00:00"])
-    _write(landing, "orders_b.csv", ["order_id,customer_id,ordered_at,status,currency,updated_at", "O2,C1,2026-11-15T10:00:00+00:00,completed,EUR,2026-11-15T10:00:00+00:00"])
+    _write(
+        landing,
+        "orders_a.csv",
+        [HEADER, "O1,C1,2026-11-15T10:00:00+00:00,completed,10,EUR,2026-11-15T10:00:00+00:00"],
+    )
+    _write(
+        landing,
+        "orders_b.csv",
+        [
+            "order_id,customer_id,ordered_at,status,currency,updated_at",
+            "O2,C1,2026-11-15T10:00:00+00:00,completed,EUR,2026-11-15T10:00:00+00:00",
+        ],
+    )
     with pytest.raises(loading.BatchRejected, match=r"orders_b.csv lacks required column\(s\) amount"):
         _land_and_publish(landing)
     assert _rows("select count(*) from raw.orders") == [(0,)]
@@ -106,7 +135,14 @@ def test_missing_required_column_fails_the_batch_and_publishes_nothing(warehouse
 
 def test_extra_columns_are_kept_and_reported(warehouse_db, tmp_path):
     landing = tmp_path / "landing"
-    _write(landing, "orders.csv", [HEADER + ",coupon,channel", "O1,C1,2026-11-15T10:00:00+00:00,completed,10,EUR,2026-11-15T10:00:00+00:00,WELCOME,app"])
+    _write(
+        landing,
+        "orders.csv",
+        [
+            HEADER + ",coupon,channel",
+            "O1,C1,2026-11-15T10:00:00+00:00,completed,10,EUR,2026-11-15T10:00:00+00:00,WELCOME,app",
+        ],
+    )
     batch = _land_and_publish(landing)
     assert batch is not None and batch.extra_columns == ["coupon", "channel"]
     assert _rows("select _extra from raw.orders") == [({"coupon": "WELCOME", "channel": "app"},)]
@@ -121,15 +157,34 @@ def test_jsonl_and_parquet_files_load_like_csv(warehouse_db, tmp_path):
     folder = landing / "surveys"
     folder.mkdir(parents=True)
     lines = [
-        json.dumps({"response_id": "S1", "customer_id": "C1", "submitted_at": "2026-11-15T10:00:00Z", "score": 9, "comment": "great, \"fast\"\tdelivery", "channel": "email", "manager_id": "M01"}),
+        json.dumps(
+            {
+                "response_id": "S1",
+                "customer_id": "C1",
+                "submitted_at": "2026-11-15T10:00:00Z",
+                "score": 9,
+                "comment": 'great, "fast"\tdelivery',
+                "channel": "email",
+                "manager_id": "M01",
+            }
+        ),
         "{not json",
-        json.dumps({"response_id": "S2", "customer_id": "C1", "submitted_at": "2026-11-15T11:00:00Z", "score": 11}),
+        json.dumps(
+            {"response_id": "S2", "customer_id": "C1", "submitted_at": "2026-11-15T11:00:00Z", "score": 11}
+        ),
     ]
     (folder / "surveys.jsonl").write_text("\n".join(lines) + "\n")
-    table = pa.table({
-        "response_id": ["S3"], "customer_id": ["C2"], "submitted_at": ["2026-11-15T12:00:00+00:00"],
-        "score": [3], "comment": ["slow"], "channel": ["sms"], "manager_id": ["M02"],
-    })
+    table = pa.table(
+        {
+            "response_id": ["S3"],
+            "customer_id": ["C2"],
+            "submitted_at": ["2026-11-15T12:00:00+00:00"],
+            "score": [3],
+            "comment": ["slow"],
+            "channel": ["sms"],
+            "manager_id": ["M02"],
+        }
+    )
     pq.write_table(table, folder / "surveys.parquet")
     _land_and_publish(landing, "surveys")
     assert _rows("select response_id, score, comment from raw.surveys order by 1") == [
@@ -143,9 +198,13 @@ def test_jsonl_and_parquet_files_load_like_csv(warehouse_db, tmp_path):
 
 def test_a_file_dated_after_the_interval_waits_for_its_day(warehouse_db, tmp_path):
     landing = tmp_path / "landing"
-    _write(landing, "orders_2026-11-17.csv", [HEADER, "O9,C1,2026-11-17T10:00:00+00:00,completed,10,EUR,2026-11-17T10:00:00+00:00"])
+    _write(
+        landing,
+        "orders_2026-11-17.csv",
+        [HEADER, "O9,C1,2026-11-17T10:00:00+00:00,completed,10,EUR,2026-11-17T10:00:00+00:00"],
+    )
     assert _land_and_publish(landing, end=NEXT) is None
-    later = datetime(2026, 11, 18, tzinfo=timezone.utc)
+    later = datetime(2026, 11, 18, tzinfo=UTC)
     with warehouse.connect() as conn:
         batch = loading.land_files(conn, "orders", landing, NEXT, later)
         assert batch is not None

@@ -12,6 +12,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import pytest
+
 from retention_pipeline.digest.delivery import write_outbox
 from retention_pipeline.digest.message import build_message, message_id_for
 from retention_pipeline.digest.render import RenderedDigest, render_digest

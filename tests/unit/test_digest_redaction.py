@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from retention_pipeline.digest.redaction import EMAIL_MASK, PHONE_MASK, redact_contacts, shorten
 
 

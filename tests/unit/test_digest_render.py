@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+
 from retention_pipeline.digest.data import CohortMatrix, DigestData, QualityStatus, SurveyComment
 from retention_pipeline.digest.i18n import CATALOGS, NBSP, get_language
 from retention_pipeline.digest.render import (

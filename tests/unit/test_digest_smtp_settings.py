@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from retention_pipeline.digest.delivery import SmtpSettings, smtp_settings_from_airflow
 
 

@@ -11,6 +11,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
+
 from retention_pipeline.entities import ENTITIES
 from retention_pipeline.sample_data import generate
 
