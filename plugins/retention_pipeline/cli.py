@@ -3,6 +3,7 @@
     retention warehouse start|stop|url|bootstrap   the embedded PostgreSQL, the pipeline's schemas
     retention generate [--seed N ...]      deterministic sample data into the landing folder
     retention run --week 2026-W47          the ingest for that week's days, then the weekly DAG
+    retention backfill --from W --to W     the same for a range of weeks, oldest first
     retention demo                         all of the above for the last few weeks
     retention dbt -- ARGS                  the dbt CLI against the configured warehouse
     retention airflow -- ARGS              the airflow CLI, with this project's environment
@@ -161,6 +162,11 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--week", required=True, help="e.g. 2026-W47")
     run.add_argument("--skip-ingest", action="store_true", help="only the weekly DAG")
 
+    bf = sub.add_parser("backfill", help="run a range of ISO weeks, oldest first")
+    bf.add_argument("--from", dest="first", required=True, help="first ISO week, e.g. 2026-W40")
+    bf.add_argument("--to", dest="last", required=True, help="last ISO week, e.g. 2026-W47")
+    bf.add_argument("--skip-ingest", action="store_true")
+
     dm = sub.add_parser("demo", help="sample data + the real DAGs for the last weeks")
     dm.add_argument("--weeks", type=int, default=3)
     dm.add_argument("--seed", type=int, default=7)
@@ -204,6 +210,11 @@ def main(argv: list[str] | None = None) -> None:
         print(counts)
     elif args.command == "run":
         run_week(args.week, ingest=not args.skip_ingest)
+    elif args.command == "backfill":
+        from retention_pipeline.weeks import weeks_between
+
+        for week in weeks_between(args.first, args.last, settings.timezone):
+            run_week(week, ingest=not args.skip_ingest)
     elif args.command == "demo":
         demo(args.weeks, args.seed, args.customers, args.today)
     elif args.command == "dbt":

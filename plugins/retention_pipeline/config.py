@@ -42,6 +42,29 @@ class Settings:
     call_list_capacity: int
     future_tolerance_minutes: int
     max_source_lag_hours: int
+    bi_role: str
+    bi_password: str
+    # Week-over-week bounds of the drift checks (quality_drift.py): beyond them is an
+    # error that stops the run; beyond drift_warning_ratio of them, a warning.
+    max_rowcount_change: float = 0.5
+    max_revenue_change: float = 1.0
+    max_stage_share_shift_pp: float = 15.0
+    drift_warning_ratio: float = 0.5
+    alert_recipients: tuple[str, ...] = ()
+    alert_webhook_url: str | None = None
+    # Outreach (retention_pipeline/outreach): where call lists go and who is left out.
+    outreach_sinks: tuple[str, ...] = ("csv", "xlsx")
+    outreach_dry_run: bool = False
+    suppression_days: int = 28
+    holdout_share: float = 0.1
+    script_variants: tuple[str, ...] = ("A", "B")
+    outreach_webhook_conn_id: str = "outreach_webhook"
+    hubspot_conn_id: str = "hubspot_default"
+    bitrix24_conn_id: str = "bitrix24_default"
+    outreach_batch_size: int = 100
+    outreach_max_attempts: int = 5
+    outreach_timeout_seconds: float = 10.0
+    outreach_max_backoff_seconds: float = 60.0
 
     @property
     def embedded_data_dir(self) -> Path:
@@ -65,4 +88,24 @@ def get_settings() -> Settings:
         call_list_capacity=int(_env("RETENTION_CALL_LIST_CAPACITY", "200")),
         future_tolerance_minutes=int(_env("RETENTION_FUTURE_TOLERANCE_MINUTES", "10")),
         max_source_lag_hours=int(_env("RETENTION_MAX_SOURCE_LAG_HOURS", "48")),
+        bi_role=_env("RETENTION_BI_ROLE", "retention_bi"),
+        bi_password=os.environ.get("RETENTION_BI_PASSWORD", ""),
+        max_rowcount_change=float(_env("RETENTION_MAX_ROWCOUNT_CHANGE", "0.5")),
+        max_revenue_change=float(_env("RETENTION_MAX_REVENUE_CHANGE", "1.0")),
+        max_stage_share_shift_pp=float(_env("RETENTION_MAX_STAGE_SHARE_SHIFT_PP", "15")),
+        drift_warning_ratio=float(_env("RETENTION_DRIFT_WARNING_RATIO", "0.5")),
+        alert_recipients=_env_list("RETENTION_ALERT_RECIPIENTS"),
+        alert_webhook_url=os.environ.get("RETENTION_ALERT_WEBHOOK_URL", "").strip() or None,
+        outreach_sinks=_env_list("RETENTION_OUTREACH_SINKS", "csv,xlsx"),
+        outreach_dry_run=_env("RETENTION_OUTREACH_DRY_RUN", "false").lower() in ("1", "true", "yes"),
+        suppression_days=int(_env("RETENTION_SUPPRESSION_DAYS", "28")),
+        holdout_share=float(_env("RETENTION_HOLDOUT_SHARE", "0.1")),
+        script_variants=_env_list("RETENTION_SCRIPT_VARIANTS", "A,B"),
+        outreach_webhook_conn_id=_env("RETENTION_OUTREACH_WEBHOOK_CONN_ID", "outreach_webhook"),
+        hubspot_conn_id=_env("RETENTION_HUBSPOT_CONN_ID", "hubspot_default"),
+        bitrix24_conn_id=_env("RETENTION_BITRIX24_CONN_ID", "bitrix24_default"),
+        outreach_batch_size=int(_env("RETENTION_OUTREACH_BATCH_SIZE", "100")),
+        outreach_max_attempts=int(_env("RETENTION_OUTREACH_MAX_ATTEMPTS", "5")),
+        outreach_timeout_seconds=float(_env("RETENTION_OUTREACH_TIMEOUT_SECONDS", "10")),
+        outreach_max_backoff_seconds=float(_env("RETENTION_OUTREACH_MAX_BACKOFF_SECONDS", "60")),
     )

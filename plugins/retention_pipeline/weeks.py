@@ -51,6 +51,19 @@ def previous_weeks(label: str, count: int, timezone: str = "UTC") -> list[str]:
     return [iso_week_of(start - timedelta(days=7 * k), timezone) for k in range(count - 1, -1, -1)]
 
 
+def weeks_between(first: str, last: str, timezone: str = "UTC") -> list[str]:
+    """ISO weeks from ``first`` to ``last`` inclusive, oldest first."""
+    start, _ = week_interval(first, timezone)
+    end, _ = week_interval(last, timezone)
+    if end < start:
+        raise ValueError(f"{last} is before {first}")
+    weeks = []
+    while start <= end:
+        weeks.append(iso_week_of(start, timezone))
+        start += timedelta(days=7)
+    return weeks
+
+
 def days_of_week(label: str, timezone: str = "UTC") -> list[datetime]:
     start, _ = week_interval(label, timezone)
     return [start + timedelta(days=d) for d in range(7)]
