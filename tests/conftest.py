@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -30,7 +31,7 @@ from retention_pipeline.warehouse import WarehouseAddress, parse_url  # noqa: E4
 
 
 @pytest.fixture(scope="session")
-def server_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WarehouseAddress]:
+def server_address() -> Iterator[WarehouseAddress]:
     """An admin address on a running server (embedded unless the env names one)."""
     url = os.environ.get("RETENTION_TEST_WAREHOUSE_URL")
     if url:
@@ -39,7 +40,9 @@ def server_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehou
     from retention_pipeline import warehouse
     from retention_pipeline.config import get_settings
 
-    home = tmp_path_factory.mktemp("embedded-warehouse")
+    # Not under pytest's basetemp: pytest prunes old basetemps when other sessions start,
+    # which would pull the data directory from under a server still in use.
+    home = Path(tempfile.mkdtemp(prefix="retention-test-warehouse-"))
     old = os.environ.get("RETENTION_HOME")
     os.environ["RETENTION_HOME"] = str(home)
     try:
@@ -52,6 +55,7 @@ def server_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehou
             os.environ.pop("RETENTION_HOME", None)
         else:
             os.environ["RETENTION_HOME"] = old
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
