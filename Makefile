@@ -22,6 +22,7 @@ demo: install
 
 ## make test: the whole suite (embedded warehouse unless RETENTION_TEST_WAREHOUSE_URL is set)
 test: install
+	scripts/ensure-chromium
 	$(BIN)/retention dbt-parse
 	$(BIN)/python -m pytest
 
@@ -39,6 +40,11 @@ typecheck: install
 
 docs: install
 	$(BIN)/retention dbt -- docs generate
+
+## make bench: the loader vs a bare COPY vs pandas to_sql (BENCH_ROWS, BENCH_OUT)
+bench: install
+	$(BIN)/retention warehouse start
+	$(BIN)/python bench/ingest_bench.py
 
 warehouse-stop:
 	-$(BIN)/retention warehouse stop

@@ -1,16 +1,19 @@
 """
 ### Retention ingest
 
-Daily, for each source entity (customers, orders, tickets, surveys):
+Daily, for each source entity (customers, orders, tickets, surveys, call_outcomes),
+from the system `RETENTION_SOURCES_FILE` names for it (a shop database over SQL, the
+Zendesk API, or by default the landing folder):
 
 1. **land**: copy the files of the landing folder that are new (not in the
-   `ops.loaded_files` ledger) and available for this interval into a batch in the
+   `ops.loaded_files` ledger) and available for this interval, or the rows the source
+   system changed since its watermark (minus an overlap), into a batch in the
    `landing` schema; rows that break a hard rule are set aside with their reason;
 2. **validate**: the batch must pass its Great Expectations suite
    (`expectations/raw_<entity>.json`); a failure rejects the batch and stops here;
 3. **publish**: merge the batch into `raw.<entity>` (latest `updated_at` wins) and
-   the rejected rows into `quarantine.<entity>`, in one transaction, and emit the
-   entity's Asset.
+   the rejected rows into `quarantine.<entity>` and move the source's watermark
+   (`ops.source_watermarks`), in one transaction, and emit the entity's Asset.
 
 Re-running an interval changes nothing: published files are in the ledger.
 """
@@ -23,6 +26,7 @@ import pendulum
 from airflow.sdk import DAG, Asset, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from retention_pipeline.alerts import on_failure
 from retention_pipeline.config import get_settings
 from retention_pipeline.entities import ENTITIES
 from retention_pipeline.weeks import DAILY_CRON
@@ -38,7 +42,7 @@ with DAG(
     start_date=pendulum.datetime(2024, 1, 1, tz=settings.timezone),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=2)},
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=2), "on_failure_callback": on_failure},
     tags=["retention", "ingest"],
 ):
     for entity_name in ENTITIES:

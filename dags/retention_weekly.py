@@ -4,15 +4,22 @@
 Runs every Monday for the ISO week that just ended (the data interval *is* that week,
 in `RETENTION_TIMEZONE`; dbt's `as_of` is the interval end):
 
-1. **check_sources**: every raw entity has data, and the orders reach into the week;
-2. **dbt** (Cosmos, rendered from the prebuilt manifest): seeds, staging,
-   intermediate and marts, each model followed by its tests, so a failing test stops
-   what depends on it;
-3. **gate_marts**: the marts must pass their Great Expectations suites;
-4. then, in parallel, **send_digest** (the company digest, once per week, ledgered)
+1. **check_sources**: every raw entity has data, the orders reach into the week, and
+   dbt's source freshness holds at the week's end;
+2. **prepare_marts_build**: an empty `marts_build` schema, with the published history
+   of the incremental marts carried into it;
+3. **dbt** (Cosmos, rendered from the prebuilt manifest): seeds, staging,
+   intermediate and marts (into `marts_build`), each model followed by its tests, so a
+   failing test stops what depends on it;
+4. **gate_marts**: `marts_build` must pass its Great Expectations suites and the
+   week-over-week drift checks;
+5. **publish_marts**: `marts_build` becomes `marts` in one transaction (write-audit-
+   publish: BI never sees marts that did not pass);
+6. then, in parallel, **send_digest** (the company digest, once per week, ledgered)
    and **push_call_list** (the call list to the outreach sinks, ledgered).
 
-Nothing leaves the warehouse unless every step before it passed.
+Nothing leaves the warehouse unless every step before it passed; a failed task alerts
+the data team (`RETENTION_ALERT_RECIPIENTS`, `RETENTION_ALERT_WEBHOOK_URL`).
 """
 
 from __future__ import annotations
@@ -24,8 +31,10 @@ from airflow.sdk import DAG, Asset, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 from cosmos import DbtTaskGroup
 
+from retention_pipeline.alerts import on_failure
 from retention_pipeline.config import get_settings
 from retention_pipeline.dbt_config import cosmos_configs, export_dbt_env
+from retention_pipeline.publish import DBT_BUILD_VARS
 from retention_pipeline.weeks import WEEKLY_CRON
 
 settings = get_settings()
@@ -39,7 +48,7 @@ with DAG(
     start_date=pendulum.datetime(2024, 1, 1, tz=settings.timezone),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 1, "retry_delay": timedelta(minutes=5)},
+    default_args={"retries": 1, "retry_delay": timedelta(minutes=5), "on_failure_callback": on_failure},
     tags=["retention", "weekly", "digest", "outreach"],
 ):
 
@@ -52,19 +61,31 @@ with DAG(
     dbt_build = DbtTaskGroup(
         group_id="dbt",
         operator_args={
-            "vars": {"as_of": "{{ data_interval_end.isoformat() }}"},
+            "vars": {"as_of": "{{ data_interval_end.isoformat() }}", **DBT_BUILD_VARS},
             "install_deps": False,
         },
-        default_args={"retries": 0, "on_execute_callback": export_dbt_env},
+        default_args={"retries": 0, "on_execute_callback": export_dbt_env, "on_failure_callback": on_failure},
         **cosmos_configs(),
     )
 
+    @task
+    def prepare_marts_build() -> dict[str, int]:
+        from retention_pipeline.weekly_tasks import prepare_marts_build
+
+        return prepare_marts_build()
+
     # a failed quality gate is a fact about the data, not a glitch: no retry
-    @task(outlets=[MARTS], retries=0)
+    @task(retries=0)
     def gate_marts(data_interval_start=None, run_id=None) -> dict[str, int]:  # type: ignore[no-untyped-def]
         from retention_pipeline.weekly_tasks import gate_marts
 
         return gate_marts(data_interval_start, run_id)
+
+    @task(outlets=[MARTS])
+    def publish_marts(data_interval_start=None) -> dict[str, str]:  # type: ignore[no-untyped-def]
+        from retention_pipeline.weekly_tasks import publish_marts
+
+        return publish_marts(data_interval_start)
 
     @task(retries=3)
     def send_digest(quality: dict[str, int], data_interval_start=None) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -79,6 +100,6 @@ with DAG(
         return push_call_list(data_interval_start)
 
     quality = gate_marts()
-    check_sources() >> dbt_build >> quality
-    quality >> push_call_list()
-    send_digest(quality)
+    published = publish_marts()
+    check_sources() >> prepare_marts_build() >> dbt_build >> quality >> published
+    published >> [push_call_list(), send_digest(quality)]

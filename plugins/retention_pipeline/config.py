@@ -44,7 +44,7 @@ class Settings:
     max_source_lag_hours: int
     bi_role: str
     bi_password: str
-    # Week-over-week bounds of the drift checks (quality_drift.py): beyond them is an
+    # Week-over-week bounds of the drift checks (publish.drift_check): beyond them is an
     # error that stops the run; beyond drift_warning_ratio of them, a warning.
     max_rowcount_change: float = 0.5
     max_revenue_change: float = 1.0
@@ -52,6 +52,8 @@ class Settings:
     drift_warning_ratio: float = 0.5
     alert_recipients: tuple[str, ...] = ()
     alert_webhook_url: str | None = None
+    # entity -> source system (sources/config.py); None: every entity from the landing folder
+    sources_file: Path | None = None
     # Outreach (retention_pipeline/outreach): where call lists go and who is left out.
     outreach_sinks: tuple[str, ...] = ("csv", "xlsx")
     outreach_dry_run: bool = False
@@ -65,6 +67,10 @@ class Settings:
     outreach_max_attempts: int = 5
     outreach_timeout_seconds: float = 10.0
     outreach_max_backoff_seconds: float = 60.0
+    # The digest: the team's key result for the weekly churn rate (a fraction, e.g. 0.02;
+    # unset = no target shown) and the currency its money figures are in.
+    churn_rate_target: float | None = None
+    currency: str = "EUR"
 
     @property
     def embedded_data_dir(self) -> Path:
@@ -88,6 +94,11 @@ def get_settings() -> Settings:
         call_list_capacity=int(_env("RETENTION_CALL_LIST_CAPACITY", "200")),
         future_tolerance_minutes=int(_env("RETENTION_FUTURE_TOLERANCE_MINUTES", "10")),
         max_source_lag_hours=int(_env("RETENTION_MAX_SOURCE_LAG_HOURS", "48")),
+        sources_file=Path(_env("RETENTION_SOURCES_FILE", "")) if _env("RETENTION_SOURCES_FILE", "") else None,
+        churn_rate_target=float(os.environ["RETENTION_CHURN_RATE_TARGET"])
+        if os.environ.get("RETENTION_CHURN_RATE_TARGET", "").strip()
+        else None,
+        currency=_env("RETENTION_CURRENCY", "EUR").upper(),
         bi_role=_env("RETENTION_BI_ROLE", "retention_bi"),
         bi_password=os.environ.get("RETENTION_BI_PASSWORD", ""),
         max_rowcount_change=float(_env("RETENTION_MAX_ROWCOUNT_CHANGE", "0.5")),

@@ -66,6 +66,25 @@ create table if not exists ops.loaded_files (
     primary key (entity, file_name, sha256)
 )""",
     """
+create table if not exists ops.source_watermarks (
+    entity text not null,
+    source_key text not null,
+    watermark timestamptz not null,
+    cursor text,
+    batch_id bigint not null references ops.load_batches (batch_id),
+    updated_at timestamptz not null,
+    primary key (entity, source_key)
+)""",
+    # what a landed batch will move the watermark to, applied by publish_batch only
+    """
+create table if not exists ops.pending_watermarks (
+    batch_id bigint primary key references ops.load_batches (batch_id),
+    entity text not null,
+    source_key text not null,
+    watermark timestamptz not null,
+    cursor text
+)""",
+    """
 create table if not exists ops.batch_files (
     batch_id bigint not null references ops.load_batches (batch_id),
     file_name text not null,
@@ -110,6 +129,28 @@ create table if not exists ops.outreach_pushes (
     started_at timestamptz not null,
     finished_at timestamptz,
     primary key (iso_week, sink, customer_id)
+)""",
+    # outreach/: what the pushes carried (variant, tool ids, attempts) for resuming and results
+    "alter table ops.outreach_pushes add column if not exists variant text",
+    "alter table ops.outreach_pushes add column if not exists idempotency_key text",
+    "alter table ops.outreach_pushes add column if not exists external_id text",
+    "alter table ops.outreach_pushes add column if not exists attempts integer not null default 0",
+    # One row per customer considered by a campaign (ISO week): called, held out or excluded
+    # with the reason. Frozen on the first run so a re-run pushes nobody new.
+    """
+create table if not exists ops.outreach_assignments (
+    iso_week text not null,
+    customer_id text not null,
+    call_rank integer not null,
+    arm text not null check (arm in ('treatment', 'holdout', 'excluded')),
+    exclusion_reason text,
+    variant text,
+    offer_code text,
+    intervention_level text,
+    campaign_start timestamptz not null,
+    payload jsonb not null,
+    assigned_at timestamptz not null,
+    primary key (iso_week, customer_id)
 )""",
 )
 

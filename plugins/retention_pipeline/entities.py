@@ -32,6 +32,9 @@ class Entity:
     # the event-time column checked against the future-timestamp tolerance
     event_column: str
     pii_columns: tuple[str, ...] = field(default=())
+    # True for a source a deployment may not have (no files, no configured system):
+    # the ingest accepts it empty and the weekly source check does not stop on it
+    may_be_empty: bool = False
 
     @property
     def column_names(self) -> list[str]:
@@ -117,4 +120,25 @@ SURVEYS = Entity(
     event_column="submitted_at",
 )
 
-ENTITIES: dict[str, Entity] = {e.name: e for e in (CUSTOMERS, ORDERS, TICKETS, SURVEYS)}
+# Outreach results from the call center / CRM: one row per call attempt. The campaign is
+# the ISO week the customer was pushed in (e.g. 2026-W47), as the call list names it.
+CALL_OUTCOMES = Entity(
+    name="call_outcomes",
+    key="attempt_id",
+    columns=(
+        Column("attempt_id", "text", nullable=False),
+        Column("customer_id", "text", nullable=False),
+        Column("campaign", "text", nullable=False),
+        Column("called_at", TS, nullable=False),
+        Column("reached", "boolean", nullable=False),
+        Column("agreed_to_return", "boolean"),
+        Column("reason", "text"),
+        Column("agent_id", "text"),
+        Column("updated_at", TS, nullable=False),
+    ),
+    version_column="updated_at",
+    event_column="called_at",
+    may_be_empty=True,
+)
+
+ENTITIES: dict[str, Entity] = {e.name: e for e in (CUSTOMERS, ORDERS, TICKETS, SURVEYS, CALL_OUTCOMES)}

@@ -15,10 +15,14 @@ log = logging.getLogger(__name__)
 def land_entity(entity: str, interval_start: datetime, interval_end: datetime) -> int | None:
     settings = get_settings()
     warehouse.bootstrap()
+    from retention_pipeline.sources.config import load_sources
+    from retention_pipeline.sources.land import land_from_source
+
+    spec = load_sources(settings.sources_file)[entity]
     with warehouse.connect() as conn:
-        batch = loading.land_files(
+        batch = land_from_source(
             conn,
-            entity,
+            spec,
             settings.landing_dir,
             interval_start,
             interval_end,

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_SUFFIXES = (".csv", ".jsonl", ".parquet")
+SUPPORTED_SUFFIXES = (".csv", ".jsonl", ".parquet", ".xlsx")
 # A file named ..._YYYY-MM-DD.<ext> becomes available on that day: a run for an earlier
 # interval leaves it for later, so a backfill sees what it would have seen back then.
 _FILE_DATE = re.compile(r"_(\d{4}-\d{2}-\d{2})\.[a-z]+$")
@@ -45,6 +45,29 @@ _COPY_CHUNK = 1 << 20
 
 class BatchRejected(RuntimeError):
     """The batch as a whole cannot be loaded (e.g. a required column is missing)."""
+
+
+@dataclass
+class StreamedFile:
+    """A "virtual file": an extract from a source system, streamed as headerless CSV blocks.
+
+    Database and API extracts go through exactly the COPY path and rule checks of a
+    landing file, so a row from a shop database and a row from a CSV export are judged
+    alike. ``name`` goes into the file ledger (e.g. ``sql:orders:<window>``); the SHA-256
+    is computed while the blocks are copied, so the extract is read once.
+    """
+
+    name: str
+    columns: list[str]
+    chunks: Iterator[bytes]
+    sha256: str = ""
+
+    def hashed(self) -> Iterator[bytes]:
+        digest = hashlib.sha256()
+        for block in self.chunks:
+            digest.update(block)
+            yield block
+        self.sha256 = digest.hexdigest()
 
 
 @dataclass
@@ -161,11 +184,21 @@ def land_files(
     interval_start: datetime,
     interval_end: datetime,
     future_tolerance_minutes: int = 10,
+    streams: list[StreamedFile] | None = None,
+    source: str | None = None,
 ) -> LandedBatch | None:
-    """Copy the new files of one entity into a batch; None when there is nothing new."""
+    """Copy the new files of one entity into a batch; None when there is nothing new.
+
+    With ``streams`` the batch is made of those extracts instead of the landing folder
+    (``source`` names the origin in ``ops.load_batches``).
+    """
     entity = ENTITIES[entity_name]
-    files = []
-    for path in candidate_files(entity_name, landing_dir, interval_end):
+    files: list[tuple[Path | StreamedFile, str]] = []
+    if streams is not None:
+        files = [(s, "") for s in streams]
+        if not files:
+            return None
+    for path in [] if streams is not None else candidate_files(entity_name, landing_dir, interval_end):
         digest = sha256_of(path)
         seen = conn.execute(
             "select 1 from ops.loaded_files where entity = %s and file_name = %s and sha256 = %s",
@@ -181,7 +214,7 @@ def land_files(
         conn,
         """insert into ops.load_batches (entity, source, interval_start, interval_end, status, started_at)
            values (%s, %s, %s, %s, 'landed', clock_timestamp()) returning batch_id""",
-        (entity_name, f"files:{landing_dir / entity_name}", interval_start, interval_end),
+        (entity_name, source or f"files:{landing_dir / entity_name}", interval_start, interval_end),
     )
     conn.commit()  # the batch id is reserved even if landing fails, so the failure is recorded
 
@@ -203,7 +236,7 @@ def _land(
     conn: psycopg.Connection,
     entity: Entity,
     batch_id: int,
-    files: list[tuple[Path, str]],
+    files: list[tuple[Path | StreamedFile, str]],
     interval_end: datetime,
     future_tolerance_minutes: int,
 ) -> LandedBatch:
@@ -212,10 +245,16 @@ def _land(
     plans = []
     extra: dict[str, None] = {}
     for path, digest in files:
-        if path.suffix == ".csv":
+        if isinstance(path, StreamedFile):
+            columns = [_sql_ident(c) for c in path.columns]
+        elif path.suffix == ".csv":
             columns = [_sql_ident(c) for c in _csv_header(path)]
         elif path.suffix == ".parquet":
             columns = [_sql_ident(c) for c in _parquet_as_csv(path)[0]]
+        elif path.suffix == ".xlsx":
+            from retention_pipeline.sources.xlsx import xlsx_as_csv
+
+            columns = [_sql_ident(c) for c in xlsx_as_csv(path)[0]]
         else:
             columns = [_sql_ident(c) for c in _jsonl_keys(path)]
         missing = [c.name for c in entity.columns if c.required and c.name not in columns]
@@ -236,21 +275,32 @@ def _land(
     for path, _digest, columns in plans:
         # The file name rides in a column default: no second pass over the rows.
         conn.execute(f"alter table {table} alter column _source_file set default {_literal(path.name)}")
-        if path.suffix == ".jsonl":
-            _copy_jsonl(conn, table, path, columns)
-        else:
+        if isinstance(path, StreamedFile) or path.suffix != ".jsonl":
             col_list = ", ".join(columns)
-            stream = _stream_file(path) if path.suffix == ".csv" else _parquet_as_csv(path)[1]
-            header = "true" if path.suffix == ".csv" else "false"
+            if isinstance(path, StreamedFile):
+                stream = path.hashed()
+            elif path.suffix == ".csv":
+                stream = _stream_file(path)
+            elif path.suffix == ".xlsx":
+                from retention_pipeline.sources.xlsx import xlsx_as_csv
+
+                stream = xlsx_as_csv(path)[1]
+            else:
+                stream = _parquet_as_csv(path)[1]
+            header = "true" if not isinstance(path, StreamedFile) and path.suffix == ".csv" else "false"
             with conn.cursor().copy(
                 f"copy {table} ({col_list}) from stdin with (format csv, header {header})"
             ) as copy:
                 for block in stream:
                     copy.write(block)
+        else:
+            _copy_jsonl(conn, table, path, columns)
     counts: dict[str, int] = dict(
         conn.execute(f"select _source_file, count(*) from {table} group by 1").fetchall()
     )
     for path, digest, _ in plans:
+        if isinstance(path, StreamedFile):
+            digest = path.sha256  # known only now that every block went through COPY
         conn.execute(
             "insert into ops.batch_files (batch_id, file_name, sha256, rows_read) values (%s, %s, %s, %s)",
             (batch_id, path.name, digest, counts.get(path.name, 0)),
@@ -359,7 +409,13 @@ def _split(
                 select {entity.key}, v from (
                     select {entity.key}, {version} as v, {content} as h,
                            max({version}) over (partition by {entity.key}) as latest
-                    from {table}_checked where _reason is null
+                    from {table}_checked
+                    where _reason is null
+                      -- hashing every row costs more than the check: only keys seen twice
+                      and {entity.key} in (
+                          select {entity.key} from {table}_checked
+                          where _reason is null group by 1 having count(*) > 1
+                      )
                 ) x
                 where v is not distinct from latest
                 group by 1, 2 having count(distinct h) > 1
@@ -376,7 +432,10 @@ def _split(
         f"""create unlogged table {table}_rejected as
             select {", ".join(known)}, {extra_json} as _extra, _reason, _source_file,
                    _row - _first + {header_offset} as _line_number
-            from (select c.*, min(_row) over (partition by _source_file) as _first from {table}_checked c) x
+            from {table}_checked x
+            -- first row of each file by aggregate, not a window: no sort of the whole batch
+            join (select _source_file, min(_row) as _first from {table}_checked group by 1) f
+                using (_source_file)
             where _reason is not null"""
     )
     casts = ", ".join(
@@ -447,9 +506,14 @@ def publish_batch(conn: psycopg.Connection, batch_id: int) -> dict[str, int]:
     col_list = ", ".join(cols)
     if entity.version_column:
         updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c != entity.key)
+        excluded_cols = ", ".join(f"excluded.{c}" for c in cols)
+        current_cols = ", ".join(f"raw.{entity_name}.{c}" for c in cols)
         conflict = f"""do update set {updates}, _extra = excluded._extra,
             _batch_id = excluded._batch_id, _loaded_at = excluded._loaded_at
-            where raw.{entity_name}.{entity.version_column} <= excluded.{entity.version_column}"""
+            where raw.{entity_name}.{entity.version_column} < excluded.{entity.version_column}
+               or (raw.{entity_name}.{entity.version_column} = excluded.{entity.version_column}
+                   and (row({current_cols}, raw.{entity_name}._extra)::text
+                        is distinct from row({excluded_cols}, excluded._extra)::text))"""
     else:
         conflict = "do nothing"
     merged = conn.execute(
@@ -461,14 +525,33 @@ def publish_batch(conn: psycopg.Connection, batch_id: int) -> dict[str, int]:
     quarantined = conn.execute(
         f"""insert into quarantine.{entity_name} ({col_list}, _extra, _reason, _source_file, _line_number, _batch_id, _quarantined_at)
             select {col_list}, _extra, _reason, _source_file, _line_number, %s, clock_timestamp()
-            from {table}_rejected""",
+            from {table}_rejected r
+            -- a source re-read over its overlap (or a re-run) sends the same bad row again:
+            -- keep one copy of each (row, reason), whichever extract it came from
+            where row({", ".join(f"r.{c}" for c in cols)}, r._extra, r._reason)::text not in (
+                select row({", ".join(f"q.{c}" for c in cols)}, q._extra, q._reason)::text
+                from quarantine.{entity_name} q
+            )""",
         (batch_id,),
     ).rowcount
     conn.execute(
         """insert into ops.loaded_files (entity, file_name, sha256, batch_id, rows_read, loaded_at)
            select %s, file_name, sha256, batch_id, rows_read, clock_timestamp()
-           from ops.batch_files where batch_id = %s""",
+           from ops.batch_files where batch_id = %s
+           on conflict do nothing""",
         (entity_name, batch_id),
+    )
+    # A source's watermark moves only with the data it covers: same transaction as raw.
+    conn.execute(
+        """insert into ops.source_watermarks as w (entity, source_key, watermark, cursor, batch_id, updated_at)
+           select entity, source_key, watermark, cursor, batch_id, clock_timestamp()
+           from ops.pending_watermarks where batch_id = %s
+           on conflict (entity, source_key) do update set
+               cursor = case when excluded.watermark >= w.watermark then excluded.cursor else w.cursor end,
+               watermark = greatest(w.watermark, excluded.watermark),
+               batch_id = case when excluded.watermark >= w.watermark then excluded.batch_id else w.batch_id end,
+               updated_at = excluded.updated_at""",
+        (batch_id,),
     )
     conn.execute(
         "update ops.load_batches set status = 'published', finished_at = clock_timestamp() where batch_id = %s",

@@ -22,7 +22,11 @@ log = logging.getLogger(__name__)
 
 
 class QualityGateFailed(RuntimeError):
-    pass
+    """A gate stopped the run; ``results`` keeps what failed, for the alert to report."""
+
+    def __init__(self, message: str, results: list[GateResult] | None = None) -> None:
+        super().__init__(message)
+        self.results = list(results or [])
 
 
 @dataclass
@@ -58,6 +62,8 @@ class GateResult:
     evaluated: int
     findings: list[Finding] = field(default_factory=list)
     docs_path: Path | None = None
+    # the Data Docs page of this very validation (docs_path is the site's index)
+    page_url: str | None = None
 
     @property
     def errors(self) -> list[Finding]:
@@ -73,7 +79,9 @@ class GateResult:
             f"{len(self.errors)} failed, {len(self.warnings)} warnings"
         ]
         lines += ["  " + f.describe(self.table) for f in self.findings]
-        if self.docs_path:
+        if self.page_url:
+            lines.append(f"  Data Docs: {self.page_url}")
+        elif self.docs_path:
             lines.append(f"  Data Docs: file://{self.docs_path}")
         return "\n".join(lines)
 
@@ -110,7 +118,7 @@ def run_gate(
         {
             "class_name": "SiteBuilder",
             "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            "site_index_builder": {"class_name": "KeepingSiteIndexBuilder", "module_name": __name__},
         },
     )
     # add_sql, not add_postgres: the latter rejects unix-socket URLs (the embedded warehouse).
@@ -137,15 +145,43 @@ def run_gate(
     result = _to_gate_result(outcome, suite_name, f"{schema}.{table}")
     index = docs_dir / "index.html"
     result.docs_path = index if index.exists() else None
+    result.page_url = _validation_page(context, outcome)
     if result.errors:
         log.error("%s", result.summary())
         if raise_on_failure:
-            raise QualityGateFailed(result.summary())
+            raise QualityGateFailed(result.summary(), [result])
     elif result.warnings:
         log.warning("%s", result.summary())
     else:
         log.info("%s", result.summary())
     return result
+
+
+def __getattr__(name: str) -> Any:
+    """``KeepingSiteIndexBuilder``, built on first use so that importing this module stays
+    free of GX. Each gate runs in its own ephemeral GX context, and GX's index builder
+    deletes every validation page its context does not know: without this, each gate
+    would wipe the pages of the gates before it, and the Data Docs would hold one page."""
+    if name != "KeepingSiteIndexBuilder":
+        raise AttributeError(name)
+    from great_expectations.render.renderer.site_builder import DefaultSiteIndexBuilder
+
+    class KeepingSiteIndexBuilder(DefaultSiteIndexBuilder):
+        def build(self, skip_and_clean_missing: bool = True, build_index: bool = True) -> Any:
+            return super().build(skip_and_clean_missing=False, build_index=build_index)
+
+    globals()[name] = KeepingSiteIndexBuilder
+    return KeepingSiteIndexBuilder
+
+
+def _validation_page(context: Any, outcome: Any) -> str | None:
+    """The file:// URL of this run's validation page, so a log line opens the right one."""
+    for identifier in outcome.run_results:
+        for site in context.get_docs_sites_urls(resource_identifier=identifier, site_name="retention"):
+            url = site.get("site_url")
+            if url:
+                return str(url)
+    return None
 
 
 def _to_gate_result(outcome: Any, suite_name: str, table: str) -> GateResult:

@@ -46,7 +46,7 @@ def check_sources(interval_start: datetime, interval_end: datetime) -> dict[str,
             ).fetchone()
             count, newest_event, loaded_at = row or (0, None, None)
             seen[name] = f"{count} rows, newest event {newest_event}, loaded {loaded_at}"
-            if count == 0:
+            if count == 0 and not entity.may_be_empty:
                 problems.append(f"raw.{name} is empty")
         newest_order = warehouse.scalar(
             conn, "select max(ordered_at) from raw.orders where ordered_at < %s", (interval_end,)
@@ -59,46 +59,125 @@ def check_sources(interval_start: datetime, interval_end: datetime) -> dict[str,
         )
     for name, text in seen.items():
         log.info("raw.%s: %s", name, text)
+    problems += source_freshness(interval_end)
     if problems:
         raise SourcesNotReady("; ".join(problems))
     return seen
 
 
+def source_freshness(interval_end: datetime) -> list[str]:
+    """dbt's source freshness (each source's ``loaded_at_field`` and thresholds, as declared
+    in the sources' yml), judged at the end of the reporting week instead of at the wall
+    clock: age = interval end - newest load, and a source loaded after the week ended is
+    fresh for that week. So a backfill of an old week, whose rows were loaded long ago or
+    long after, is judged by what the warehouse held when that week ended. dbt is run
+    only to find the newest load per source; its own wall-clock verdict is ignored.
+    Returns the errors; warnings are logged.
+    """
+    import tempfile
+
+    import dbt.cli.main
+
+    from retention_pipeline.dbt_config import export_dbt_env
+
+    settings = get_settings()
+    export_dbt_env()
+    project = str(settings.dbt_project_dir)
+    with tempfile.TemporaryDirectory(prefix="retention-freshness-") as target:
+        args = ["source", "freshness", "--quiet", "--project-dir", project, "--profiles-dir", project]
+        outcome = dbt.cli.main.dbtRunner().invoke([*args, "--target-path", target])
+    results = getattr(outcome.result, "results", None)
+    if results is None:
+        return [f"dbt source freshness did not run: {outcome.exception}"]
+    errors = []
+    for res in results:
+        node = getattr(res, "node", None)
+        max_loaded_at = getattr(res, "max_loaded_at", None)
+        if node is None or max_loaded_at is None:
+            name = getattr(node, "unique_id", res)
+            errors.append(f"source freshness of {name} failed: {getattr(res, 'message', '')}")
+            continue
+        age = max(0.0, (interval_end - max_loaded_at).total_seconds())
+        status = str(getattr(node.freshness.status(age), "value", "pass")) if node.freshness else "pass"
+        where = f"{node.schema}.{node.name}"
+        text = (
+            f"{where} is stale: newest {node.loaded_at_field} {max_loaded_at.isoformat()} is "
+            f"{age / 3600:.0f} h before the week's end {interval_end.isoformat()}"
+        )
+        if status == "error":
+            errors.append(text)
+        elif status == "warn":
+            log.warning("%s (warn_after %s)", text, node.freshness.warn_after)
+        else:
+            log.info("%s fresh for the week (newest load %s)", where, max_loaded_at.isoformat())
+    return errors
+
+
+def prepare_marts_build() -> dict[str, int]:
+    from retention_pipeline.publish import prepare_build
+
+    return prepare_build()
+
+
+def publish_marts(interval_start: datetime) -> dict[str, str]:
+    from retention_pipeline.publish import publish_marts
+
+    return publish_marts(_week(interval_start))
+
+
 def gate_marts(interval_start: datetime, run_id: str | None) -> dict[str, int]:
-    from retention_pipeline.quality import run_gate
+    """The audit of write-audit-publish: GX suites and week-over-week drift, on the build
+    schema dbt just wrote; BI keeps reading the published marts meanwhile."""
+    from retention_pipeline.publish import BUILD_SCHEMA, drift_check
+    from retention_pipeline.quality import GateResult, run_gate
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     week = _week(interval_start)
     address = warehouse.address()
     evaluated = warnings = 0
     failures = []
+    failed_results: list[GateResult] = []
     for table in MART_GATES:
         try:
             result = run_gate(
                 address,
                 f"marts_{table}",
-                "marts",
+                BUILD_SCHEMA,
                 table,
                 run_name=f"{run_id or week} marts_{table}",
                 raise_on_failure=False,
             )
         except Exception as exc:  # a missing table is a failed gate too
-            failures.append(f"marts.{table}: {exc}")
+            failures.append(f"{BUILD_SCHEMA}.{table}: {exc}")
             continue
         evaluated += result.evaluated
         warnings += len(result.warnings)
         if result.errors:
             failures.append(result.summary())
-    with warehouse.connect() as conn:
-        has_week = warehouse.scalar(
-            conn, "select count(*) from marts.rpt_weekly_kpis where iso_week = %s", (week,)
-        )
+            failed_results.append(result)
+    try:
+        with warehouse.connect() as conn:
+            has_week = warehouse.scalar(
+                conn, f"select count(*) from {BUILD_SCHEMA}.rpt_weekly_kpis where iso_week = %s", (week,)
+            )
+    except Exception:  # a missing table was reported above
+        has_week = 0
     if not has_week:
-        failures.append(f"marts.rpt_weekly_kpis has no row for {week}")
+        failures.append(f"{BUILD_SCHEMA}.rpt_weekly_kpis has no row for {week}")
+    drift = drift_check(week)
+    evaluated += drift.evaluated
+    warnings += len(drift.warnings)
+    if drift.findings:
+        (log.error if drift.errors else log.warning)("%s", drift.summary())
+    if drift.errors:
+        failures.append(drift.summary())
+        failed_results.append(drift)
     if failures:
         from retention_pipeline.quality import QualityGateFailed
 
-        raise QualityGateFailed("marts failed their gate; nothing is sent:\n" + "\n".join(failures))
+        raise QualityGateFailed(
+            "marts failed their gate; nothing is published or sent:\n" + "\n".join(failures), failed_results
+        )
     return {"expectations": evaluated, "warnings": warnings}
 
 

@@ -58,7 +58,10 @@ def test_the_weekly_dag_gates_before_anything_leaves(dagbag):
     dag = dagbag.dags.get("retention_weekly")
     gate = dag.get_task("gate_marts")
     for leaving in ("send_digest", "push_call_list"):
-        assert "gate_marts" in dag.get_task(leaving).upstream_task_ids
+        # write-audit-publish: only marts that passed the gate and were published go out
+        assert "publish_marts" in dag.get_task(leaving).upstream_task_ids
+        assert "gate_marts" in dag.get_task(leaving).get_flat_relative_ids(upstream=True)
+    assert "gate_marts" in dag.get_task("publish_marts").upstream_task_ids
     dbt_tasks = [t for t in dag.task_ids if t.startswith("dbt.")]
     assert dbt_tasks, "dbt models are rendered as tasks"
     assert all(t in gate.get_flat_relative_ids(upstream=True) for t in dbt_tasks)

@@ -23,6 +23,10 @@ intervention_matrix as (
     select * from {{ ref('intervention_matrix') }}
 ),
 
+clv_stage_survival as (
+    select * from {{ ref('clv_stage_survival') }}
+),
+
 tickets as (
     select * from {{ ref('int_tickets_aggregated_to_customers') }}
 ),
@@ -89,11 +93,28 @@ with_interventions as (
     select
         joined.*,
         intervention_matrix.intervention_level,
-        intervention_matrix.intervention_priority
+        intervention_matrix.intervention_priority,
+        clv_stage_survival.survival_factor
     from joined
     left join intervention_matrix
         on joined.churn_stage = intervention_matrix.churn_stage
         and joined.value_tier = intervention_matrix.value_tier
+    left join clv_stage_survival
+        on joined.churn_stage = clv_stage_survival.churn_stage
+),
+
+-- customer value: to date, a 12-month forecast from the customer's own rhythm
+-- and stage, and the customer's share of the base's trailing revenue
+with_values as (
+    select
+        *,
+        net_revenue / nullif(orders_count, 0) as average_order_value,
+        {{ var('clv_horizon_days') }} / expected_gap_days
+            * (net_revenue / nullif(orders_count, 0))
+            * survival_factor::numeric as clv_12m_forecast,
+        trailing_12m_revenue
+            / nullif(sum(trailing_12m_revenue) over (), 0) as revenue_share
+    from with_interventions
 ),
 
 final as (
@@ -127,8 +148,12 @@ final as (
         open_complaints::integer as open_complaints,
         tickets_count::integer as tickets_count,
         last_survey_score::integer as last_survey_score,
-        {{ as_of() }} as as_of
-    from with_interventions
+        {{ as_of() }} as as_of,
+        net_revenue::numeric(18, 2) as historical_clv,
+        round(average_order_value, 2)::numeric(18, 2) as average_order_value,
+        round(clv_12m_forecast, 2)::numeric(18, 2) as clv_12m_forecast,
+        round(revenue_share, 10)::numeric(14, 10) as revenue_share
+    from with_values
 )
 
 select * from final

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, NotRequired, TypedDict
 
 import sqlalchemy as sa
@@ -28,6 +28,9 @@ TREND_WEEKS = 12
 COHORT_MONTHS = 12
 MAX_DETRACTOR_COMMENTS = 5
 MAX_PROMOTER_COMMENTS = 3
+MAX_HOT_SPOTS = 3
+MAX_COMPLAINT_THEMES = 5
+NEW = "new"  # rpt_stage_transitions.from_stage of a customer's first order
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -121,6 +124,83 @@ class SurveyComment:
 
 
 @dataclass(frozen=True)
+class StageFlow:
+    """Customers who moved ``from_stage`` -> ``to_stage`` during the week (one row of
+    ``marts.rpt_stage_transitions``); ``from_stage`` may be NEW."""
+
+    from_stage: str
+    to_stage: str
+    customers: int
+
+
+@dataclass(frozen=True)
+class HotSpot:
+    """A group (RFM segment or manager) whose churned share rose week over week.
+
+    Shares are of the group's customers with a stage in both weeks, so a customer's
+    first order does not dilute the comparison.
+    """
+
+    group: str
+    customers: int
+    churned_before: int
+    churned_now: int
+
+    @property
+    def share_before(self) -> float:
+        return self.churned_before / self.customers if self.customers else 0.0
+
+    @property
+    def share_now(self) -> float:
+        return self.churned_now / self.customers if self.customers else 0.0
+
+    @property
+    def rise(self) -> float:
+        return self.share_now - self.share_before
+
+
+@dataclass(frozen=True)
+class CohortHotSpot:
+    """The cohort furthest below the other cohorts at its latest observed month."""
+
+    cohort_month: date
+    months_since_first: int
+    retention: float
+    others_average: float
+
+
+@dataclass(frozen=True)
+class ComplaintTheme:
+    subject: str
+    tickets: int
+
+
+@dataclass(frozen=True)
+class CampaignVariant:
+    """One variant's row of ``marts.rpt_campaign_results``; rates and uplift are fractions."""
+
+    variant: str
+    pushed: int
+    reached: int
+    agreed_to_return: int
+    converted: int
+    conversion_rate: float | None = None
+    uplift: float | None = None
+    uplift_ci_low: float | None = None
+    uplift_ci_high: float | None = None
+    retention_cost: float | None = None
+
+
+@dataclass(frozen=True)
+class CampaignResults:
+    campaign: str  # the ISO week the calls were made
+    variants: tuple[CampaignVariant, ...]
+
+    def total(self, field: str) -> int:
+        return sum(int(getattr(v, field)) for v in self.variants)
+
+
+@dataclass(frozen=True)
 class DigestData:
     iso_week: str
     week: WeekKpis
@@ -137,6 +217,15 @@ class DigestData:
     # red/orange customers with an open complaint: the calls to make today
     urgent_with_open_complaint: int = 0
     customers_as_of: date | None = None
+    # Sections fed by marts that may not exist yet: None (or empty) means "omit".
+    stage_flows: tuple[StageFlow, ...] | None = None
+    segment_hot_spots: tuple[HotSpot, ...] | None = None
+    manager_hot_spots: tuple[HotSpot, ...] | None = None
+    cohort_hot_spot: CohortHotSpot | None = None
+    complaint_themes: tuple[ComplaintTheme, ...] | None = None
+    complaints: int | None = None  # complaint tickets opened in the week
+    sla_breach_rate: float | None = None
+    campaign: CampaignResults | None = None
 
     @property
     def previous(self) -> WeekKpis | None:
@@ -303,6 +392,194 @@ def _load_comments(
     )
 
 
+def _table_exists(conn: sa.Connection, schema: str, table: str) -> bool:
+    return (
+        conn.execute(sa.text("select to_regclass(:name) is not null"), {"name": f"{schema}.{table}"}).scalar()
+        is True
+    )
+
+
+def _columns(conn: sa.Connection, schema: str, table: str) -> set[str]:
+    rows = conn.execute(
+        sa.text(
+            "select column_name from information_schema.columns where table_schema = :s and table_name = :t"
+        ),
+        {"s": schema, "t": table},
+    )
+    return {str(name) for (name,) in rows}
+
+
+def _load_stage_flows(conn: sa.Connection, marts: str, iso_week: str) -> tuple[StageFlow, ...] | None:
+    # Built by another part of the pipeline; before it exists the section is left out.
+    if not _table_exists(conn, marts, "rpt_stage_transitions"):
+        return None
+    rows = conn.execute(
+        sa.text(
+            f"select from_stage, to_stage, sum(customers) from {marts}.rpt_stage_transitions "
+            "where iso_week = :week and customers > 0 group by from_stage, to_stage"
+        ),
+        {"week": iso_week},
+    ).all()
+    return tuple(
+        StageFlow(str(f) if f is not None else NEW, str(t) if t is not None else NO_ORDERS, _count(n))
+        for f, t, n in rows
+    )
+
+
+def _load_hot_spots(
+    conn: sa.Connection, marts: str, previous_start: date, group_column: str
+) -> tuple[HotSpot, ...] | None:
+    """Groups whose churned share rose most from the previous week to now.
+
+    "Now" is ``dim_customers`` (the stages as of the run); "before" is the previous
+    week's row of ``fct_customer_weekly_status`` (a row holds the stage at its week's
+    end, like the stage history it is built from). Only customers staged in both weeks
+    count, so the groups are the same people in both shares.
+    """
+    if not _table_exists(conn, marts, "fct_customer_weekly_status"):
+        return None
+    rows = conn.execute(
+        sa.text(
+            f"""
+            select coalesce(d.{group_column}::text, '?') as grp,
+                   count(*) as customers,
+                   count(*) filter (where w.churn_stage = 'churned') as churned_before,
+                   count(*) filter (where d.churn_stage = 'churned') as churned_now
+            from {marts}.dim_customers as d
+            join {marts}.fct_customer_weekly_status as w
+              on w.customer_id = d.customer_id and w.week_start = :previous_start
+            where d.churn_stage is not null and w.churn_stage is not null
+            group by 1
+            """
+        ),
+        {"previous_start": previous_start},
+    ).all()
+    spots = [HotSpot(str(g), _count(n), _count(b), _count(c)) for g, n, b, c in rows]
+    rising = sorted((s for s in spots if s.churned_now > s.churned_before), key=lambda s: (-s.rise, s.group))
+    return tuple(rising[:MAX_HOT_SPOTS])
+
+
+def cohort_hot_spot(cohorts: CohortMatrix) -> CohortHotSpot | None:
+    """The cohort whose latest month is furthest below the average of the other cohorts
+    at that same month; months 0 (100% by definition) and months nobody else reached
+    are not compared."""
+    best: CohortHotSpot | None = None
+    for i, row in enumerate(cohorts.retention):
+        observed = [k for k, v in enumerate(row) if v is not None]
+        if not observed or observed[-1] == 0:
+            continue
+        k = observed[-1]
+        value = row[k]
+        others = [r[k] for j, r in enumerate(cohorts.retention) if j != i and r[k] is not None]
+        if value is None or not others:
+            continue
+        average = sum(v for v in others if v is not None) / len(others)
+        spot = CohortHotSpot(cohorts.cohort_months[i], cohorts.periods[k], value, average)
+        if value < average and (best is None or value - average < best.retention - best.others_average):
+            best = spot
+    return best
+
+
+def _load_complaints(
+    conn: sa.Connection, staging: str, raw: str, start: datetime, end: datetime
+) -> tuple[tuple[ComplaintTheme, ...] | None, int | None]:
+    """Complaint tickets opened in the week, by subject (the helpdesk's theme field).
+
+    Reads the staging view when dbt has built it (types normalised), else raw.
+    """
+    if _table_exists(conn, staging, "stg_helpdesk__tickets"):
+        source, is_complaint = f"{staging}.stg_helpdesk__tickets", "is_complaint"
+    elif _table_exists(conn, raw, "tickets"):
+        source, is_complaint = f"{raw}.tickets", "lower(btrim(type::text)) = 'complaint'"
+    else:
+        return None, None
+    where = f"where {is_complaint} and created_at::timestamptz >= :start and created_at::timestamptz < :end"
+    params = {"start": start, "end": end, "n": MAX_COMPLAINT_THEMES}
+    total = _count(conn.execute(sa.text(f"select count(*) from {source} {where}"), params).scalar())
+    rows = conn.execute(
+        sa.text(
+            f"select min(btrim(subject)), count(*) from {source} {where} "
+            "and nullif(btrim(subject), '') is not null "
+            "group by lower(btrim(subject)) order by 2 desc, 1 limit :n"
+        ),
+        params,
+    ).all()
+    return tuple(ComplaintTheme(str(s), _count(n)) for s, n in rows), total
+
+
+def _load_sla_breach_rate(conn: sa.Connection, marts: str, iso_week: str, week_start: date) -> float | None:
+    """The week's SLA breach rate from ``rpt_service_quality``, when that mart exists.
+
+    The mart may be per week or per week and manager: rows of the week are combined,
+    weighted by their ticket count when the mart has one, and a company-wide row
+    (manager null) is used alone when present.
+    """
+    if not _table_exists(conn, marts, "rpt_service_quality"):
+        return None
+    columns = _columns(conn, marts, "rpt_service_quality")
+    if "sla_breach_rate" not in columns:
+        return None
+    if "iso_week" in columns:
+        where, params = "where iso_week = :week", {"week": iso_week}
+    elif "week_start" in columns:
+        where, params = "where week_start = :start", {"start": week_start}  # type: ignore[dict-item]
+    else:
+        where, params = "", {}
+    if "manager_id" in columns:
+        overall = f"{where} {'and' if where else 'where'} manager_id is null"
+        if conn.execute(
+            sa.text(f"select count(*) from {marts}.rpt_service_quality {overall}"), params
+        ).scalar():
+            where = overall
+    weight = next((c for c in ("tickets", "tickets_count", "tickets_with_sla") if c in columns), None)
+    value = (
+        f"sum(sla_breach_rate * {weight}) / nullif(sum({weight}) filter (where sla_breach_rate is not null), 0)"
+        if weight
+        else "avg(sla_breach_rate)"
+    )
+    rate = conn.execute(sa.text(f"select {value} from {marts}.rpt_service_quality {where}"), params).scalar()
+    return _float(rate)
+
+
+def _load_campaign(conn: sa.Connection, marts: str, iso_week: str) -> CampaignResults | None:
+    # The latest campaign up to the reported week: a re-run for an old week shows what
+    # was known then, not a later campaign.
+    if not _table_exists(conn, marts, "rpt_campaign_results"):
+        return None
+    campaign = conn.execute(
+        sa.text(f"select max(campaign) from {marts}.rpt_campaign_results where campaign <= :week"),
+        {"week": iso_week},
+    ).scalar()
+    if campaign is None:
+        return None
+    rows = conn.execute(
+        sa.text(
+            "select variant, pushed, reached, agreed_to_return, converted, conversion_rate, uplift, "
+            f"uplift_ci_low, uplift_ci_high, retention_cost from {marts}.rpt_campaign_results "
+            "where campaign = :campaign order by variant"
+        ),
+        {"campaign": campaign},
+    ).all()
+    return CampaignResults(
+        campaign=str(campaign),
+        variants=tuple(
+            CampaignVariant(
+                variant=str(r[0]),
+                pushed=_count(r[1]),
+                reached=_count(r[2]),
+                agreed_to_return=_count(r[3]),
+                converted=_count(r[4]),
+                conversion_rate=_float(r[5]),
+                uplift=_float(r[6]),
+                uplift_ci_low=_float(r[7]),
+                uplift_ci_high=_float(r[8]),
+                retention_cost=_float(r[9]),
+            )
+            for r in rows
+        ),
+    )
+
+
 def _raw_freshness(conn: sa.Connection, raw: str) -> datetime | None:
     # Every raw table carries _loaded_at; finding them by that column picks up sources
     # added later without a change here.
@@ -346,6 +623,7 @@ def load_digest_data(
     timezone: str = "UTC",
     marts_schema: str = "marts",
     raw_schema: str = "raw",
+    staging_schema: str = "staging",
 ) -> DigestData:
     """Read everything the digest for ``iso_week`` shows, in one read-only transaction.
 
@@ -355,7 +633,7 @@ def load_digest_data(
     for survey comments (the marts' week boundaries are computed in it too).
     """
     parse_iso_week(iso_week)
-    marts, raw = _schema(marts_schema), _schema(raw_schema)
+    marts, raw, staging = _schema(marts_schema), _schema(raw_schema), _schema(staging_schema)
     start, end = week_interval(iso_week, timezone)
     # Repeatable read: all numbers come from one snapshot even if dbt rebuilds meanwhile.
     snapshot = engine.execution_options(isolation_level="REPEATABLE READ")
@@ -368,6 +646,13 @@ def load_digest_data(
         detractors = _load_comments(conn, marts, start, end, "detractor", MAX_DETRACTOR_COMMENTS)
         promoters = _load_comments(conn, marts, start, end, "promoter", MAX_PROMOTER_COMMENTS)
         status = _quality(conn, raw, quality)
+        flows = _load_stage_flows(conn, marts, iso_week)
+        previous_start = week.week_start - timedelta(days=7)
+        segments = _load_hot_spots(conn, marts, previous_start, "rfm_segment")
+        managers = _load_hot_spots(conn, marts, previous_start, "manager_id")
+        themes, complaints = _load_complaints(conn, staging, raw, start, end)
+        sla = _load_sla_breach_rate(conn, marts, iso_week, week.week_start)
+        campaign = _load_campaign(conn, marts, iso_week)
     return DigestData(
         iso_week=iso_week,
         week=week,
@@ -380,4 +665,12 @@ def load_digest_data(
         quality=status,
         urgent_with_open_complaint=urgent,
         customers_as_of=as_of,
+        stage_flows=flows,
+        segment_hot_spots=segments,
+        manager_hot_spots=managers,
+        cohort_hot_spot=cohort_hot_spot(cohorts),
+        complaint_themes=themes,
+        complaints=complaints,
+        sla_breach_rate=sla,
+        campaign=campaign,
     )

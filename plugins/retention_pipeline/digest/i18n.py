@@ -64,8 +64,8 @@ EN: Catalog = {
     "kpi.orders": "Orders",
     "kpi.arpu": "Revenue per active customer",
     "kpi.average_check": "Average check",
-    "kpi.nps": "NPS",
-    "kpi.csi": "CSI",
+    "kpi.nps": "Would recommend us (NPS)",
+    "kpi.csi": "Satisfaction index (CSI)",
     "kpi.survey_responses": "Survey responses",
     "change.none": "no change",
     "change.na": "n/a",
@@ -115,6 +115,7 @@ EN: Catalog = {
     "chart.trend.title": "Active customers and churn rate",
     "chart.trend.active": "Active customers",
     "chart.trend.churn": "Churn rate",
+    "chart.trend.target": "target {target}",
     "chart.stages.title": "Customers by churn stage",
     "chart.cohort.title": "Share of each monthly cohort ordering again",
     "chart.cohort.x": "Months since first order",
@@ -132,6 +133,72 @@ EN: Catalog = {
     "footer.about": (
         "Sent automatically by the retention pipeline once a week. Customer contact data is never included."
     ),
+    "headline.target": "Churn {rate} against our target of {target}",
+    "headline.progress.above": "{gap} to go",
+    "headline.progress.met": "target met",
+    "subject.target": "target {target}",
+    "sentence.target.above": (
+        "Our key result is a weekly churn rate of {target} or lower: we are {gap} above it{since}."
+    ),
+    "sentence.target.met": (
+        "Our key result is a weekly churn rate of {target} or lower: this week we met it{since}."
+    ),
+    "sentence.target.since": " (it was {first} in {week})",
+    "section.flows": "How customers moved between stages this week",
+    "flows.caption": "Rows: stage at the start of the week; columns: stage at its end.",
+    "flows.worse": (
+        "{worse} {customers} moved closer to churn and {better} moved back towards active; "
+        "{new} ordered for the first time."
+    ),
+    "flows.biggest": "The biggest move toward churn: {from_stage} \u2192 {to_stage}, {count}.",
+    "stage.new": "New",
+    "chart.flows.title": "Customers by stage at week start (rows) and end (columns)",
+    "chart.flows.x": "Stage at week end",
+    "chart.flows.y": "Stage at week start",
+    "alt.flows": "Chart: customers moving between churn stages this week",
+    "section.hot_spots": "Where churn grew",
+    "hot.caption": "Share of each group's customers in the churned stage, last week and now.",
+    "hot.segments": "Customer segments",
+    "hot.managers": "Account managers",
+    "hot.manager": "Manager {manager}",
+    "hot.none": "No group's churned share rose this week.",
+    "hot.count": "{now} of {customers}",
+    "col.group": "Group",
+    "col.last_week": "Last week",
+    "col.now": "Now",
+    "col.rise": "Rise",
+    "col.churned": "Churned",
+    "hot.cohort": (
+        "Weakest cohort: customers who first ordered in {month} \u2014 {retention} ordered in month "
+        "{k}, against {average} for the other cohorts."
+    ),
+    "section.complaints": "What customers complain about",
+    "complaints.total": "{count} complaint {tickets} opened this week.",
+    "complaints.none": "No complaints were opened this week.",
+    "complaints.sla": "Support missed its response or resolution target on {rate} of tickets (SLA breach rate).",
+    "tickets": ("ticket", "tickets"),
+    "col.theme": "Subject",
+    "col.tickets": "Tickets",
+    "section.campaign": "Last call campaign ({campaign})",
+    "campaign.summary": (
+        "We called {pushed} {customers}: {reached} were reached ({reached_share}), {agreed} agreed to "
+        "come back ({agreed_share}) and {converted} ordered again ({conversion} of those called)."
+    ),
+    "campaign.uplift": (
+        "Script {variant} did best: its conversion was {uplift} against customers we deliberately "
+        "did not call (likely range {low} to {high})."
+    ),
+    "campaign.uplift_plain": (
+        "Script {variant} did best: its conversion was {uplift} against customers we deliberately did not call."
+    ),
+    "campaign.cost": "Cost per customer retained: {cost}.",
+    "col.variant": "Script",
+    "campaign.variant": "Script {variant}",
+    "col.pushed": "Called",
+    "col.reached": "Reached",
+    "col.agreed": "Agreed to come back",
+    "col.converted": "Ordered again",
+    "col.uplift": "Uplift vs not called",
     "months": (
         "Jan",
         "Feb",
@@ -177,7 +244,7 @@ RU: Catalog = {
     "col.customers": "Клиентов",
     "col.share": "Доля",
     "col.cohort": "Когорта (размер)",
-    "tier": "Уровень {tier}",
+    "tier": "Категория {tier}",
     "kpi.active_customers": "Активные клиенты",
     "kpi.churn_rate": "Отток",
     "kpi.retention_rate": "Удержание",
@@ -189,8 +256,8 @@ RU: Catalog = {
     "kpi.orders": "Заказы",
     "kpi.arpu": "Выручка на активного клиента",
     "kpi.average_check": "Средний чек",
-    "kpi.nps": "NPS",
-    "kpi.csi": "CSI",
+    "kpi.nps": "Готовность рекомендовать (NPS)",
+    "kpi.csi": "Индекс удовлетворённости (CSI)",
     "kpi.survey_responses": "Ответы в опросах",
     "change.none": "без изменений",
     "change.na": "н/д",
@@ -229,7 +296,7 @@ RU: Catalog = {
     ),
     "sentence.revenue": "Выручка: {revenue}, заказов: {orders}, средний чек: {check}.",
     "sentence.nps": "NPS за неделю: {nps} (ответов в опросах: {responses}).",
-    "risk.caption": "Клиенты по уровню риска (строки) и ценности (столбцы, A — самые ценные).",
+    "risk.caption": "Клиенты по уровню риска (строки) и категории ценности (столбцы, A — самые ценные).",
     "voice.detractors": "Недовольные клиенты (оценки 0\u20136)",
     "voice.promoters": "Довольные клиенты (оценки 9\u201310)",
     "voice.none": "На этой неделе комментариев нет.",
@@ -238,6 +305,7 @@ RU: Catalog = {
     "chart.trend.title": "Активные клиенты и отток",
     "chart.trend.active": "Активные клиенты",
     "chart.trend.churn": "Отток",
+    "chart.trend.target": "цель {target}",
     "chart.stages.title": "Клиенты по стадиям оттока",
     "chart.cohort.title": "Доля когорты, купившей снова",
     "chart.cohort.x": "Месяцев после первого заказа",
@@ -258,6 +326,71 @@ RU: Catalog = {
         "Отправлено автоматически конвейером удержания раз в неделю. "
         "Контактные данные клиентов в письмо не попадают."
     ),
+    "headline.target": "Отток {rate} при цели {target}",
+    "headline.progress.above": "осталось {gap}",
+    "headline.progress.met": "цель достигнута",
+    "subject.target": "цель {target}",
+    "sentence.target.above": (
+        "Наш ключевой результат — недельный отток не выше {target}: пока мы выше цели на {gap}{since}."
+    ),
+    "sentence.target.met": (
+        "Наш ключевой результат — недельный отток не выше {target}: на этой неделе цель достигнута{since}."
+    ),
+    "sentence.target.since": " (на неделе {week} было {first})",
+    "section.flows": "Как клиенты переходили между стадиями за неделю",
+    "flows.caption": "Строки: стадия в начале недели; столбцы: стадия в конце.",
+    "flows.worse": (
+        "Ближе к оттоку: {worse}, обратно к активным: {better}, впервые купили: {new}."
+    ),
+    "flows.biggest": "Самый большой переход к оттоку: {from_stage} \u2192 {to_stage}, {count}.",
+    "stage.new": "Новые",
+    "chart.flows.title": "Клиенты по стадии в начале (строки) и в конце недели (столбцы)",
+    "chart.flows.x": "Стадия в конце недели",
+    "chart.flows.y": "Стадия в начале недели",
+    "alt.flows": "График: переходы клиентов между стадиями оттока за неделю",
+    "section.hot_spots": "Где вырос отток",
+    "hot.caption": "Доля ушедших клиентов в группе: неделю назад и сейчас.",
+    "hot.segments": "Сегменты клиентов",
+    "hot.managers": "Менеджеры",
+    "hot.manager": "Менеджер {manager}",
+    "hot.none": "Ни в одной группе доля ушедших не выросла.",
+    "hot.count": "{now} из {customers}",
+    "col.group": "Группа",
+    "col.last_week": "Неделю назад",
+    "col.now": "Сейчас",
+    "col.rise": "Рост",
+    "col.churned": "Ушли",
+    "hot.cohort": (
+        "Самая слабая когорта: клиенты с первым заказом в {month} — в месяц {k} купили снова {retention}, "
+        "у остальных когорт в среднем {average}."
+    ),
+    "section.complaints": "На что жалуются клиенты",
+    "complaints.total": "Жалоб за неделю: {count}.",
+    "complaints.none": "Жалоб за неделю не было.",
+    "complaints.sla": "Поддержка не уложилась в норматив ответа или решения по {rate} обращений (нарушения SLA).",
+    "tickets": ("обращение", "обращения", "обращений"),
+    "col.theme": "Тема",
+    "col.tickets": "Обращений",
+    "section.campaign": "Последняя кампания обзвона ({campaign})",
+    "campaign.summary": (
+        "Обзвонили клиентов: {pushed}; дозвонились: {reached} ({reached_share}); согласились вернуться: "
+        "{agreed} ({agreed_share}); сделали заказ: {converted} ({conversion} от обзвоненных)."
+    ),
+    "campaign.uplift": (
+        "Лучший скрипт — {variant}: конверсия {uplift} к клиентам, которым мы намеренно "
+        "не звонили (вероятный диапазон от {low} до {high})."
+    ),
+    "campaign.uplift_plain": (
+        "Лучший скрипт — {variant}: конверсия {uplift} к клиентам, которым мы намеренно не звонили."
+    ),
+    "campaign.cost": "Стоимость удержания одного клиента: {cost}.",
+    "col.variant": "Скрипт",
+    "campaign.variant": "Скрипт {variant}",
+    "col.pushed": "Звонили",
+    "col.reached": "Дозвонились",
+    "col.agreed": "Согласились вернуться",
+    "col.converted": "Купили снова",
+    "col.uplift": "Прирост к не обзвоненным",
     "months": (
         "января", "февраля", "марта", "апреля", "мая", "июня",
         "июля", "августа", "сентября", "октября", "ноября", "декабря",
@@ -265,6 +398,9 @@ RU: Catalog = {
 }  # fmt: skip
 
 CATALOGS: dict[str, Catalog] = {"en": EN, "ru": RU}
+
+# Symbols readers recognise at a glance; any other ISO 4217 code is written as the code.
+CURRENCY_SYMBOLS = {"EUR": "\u20ac", "USD": "$", "GBP": "\u00a3", "RUB": "\u20bd", "JPY": "\u00a5"}
 
 
 def _plural_index(language: str, n: int) -> int:
@@ -310,9 +446,18 @@ class Language:
     def percent(self, fraction: float, decimals: int = 1, *, signed: bool = False) -> str:
         return self.number(fraction * 100, decimals, signed=signed) + self.percent_sign
 
-    def points(self, value: float, decimals: int = 1) -> str:
+    def money(self, value: float, decimals: int, currency: str) -> str:
+        """An amount with its currency: English puts the symbol first, Russian after."""
+        code = currency.strip().upper()
+        symbol = CURRENCY_SYMBOLS.get(code, code)
+        amount = self.number(value, decimals)
+        if self.code == "en":
+            return f"{symbol}{amount}" if len(symbol) == 1 else f"{symbol}{NBSP}{amount}"
+        return f"{amount}{NBSP}{symbol}"
+
+    def points(self, value: float, decimals: int = 1, *, signed: bool = False) -> str:
         """Percentage points: the honest unit for the change of a rate."""
-        return f"{self.number(value, decimals)}{NBSP}{self.text('unit.pp')}"
+        return f"{self.number(value, decimals, signed=signed)}{NBSP}{self.text('unit.pp')}"
 
     def date(self, value: date) -> str:
         months = self.catalog["months"]

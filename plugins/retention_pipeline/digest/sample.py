@@ -12,12 +12,19 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from retention_pipeline.digest.data import (
+    NEW,
     NO_ORDERS,
+    CampaignResults,
+    CampaignVariant,
     CohortMatrix,
+    ComplaintTheme,
     DigestData,
+    HotSpot,
     QualityStatus,
+    StageFlow,
     SurveyComment,
     WeekKpis,
+    cohort_hot_spot,
 )
 from retention_pipeline.weeks import previous_weeks, week_interval
 
@@ -66,6 +73,12 @@ def sample_digest_data(iso_week: str = "2026-W47") -> DigestData:
         )
         for i in range(len(months))
     )
+    cohorts = CohortMatrix(
+        cohort_months=tuple(months),
+        cohort_sizes=tuple(150 + 10 * i for i in range(len(months))),
+        periods=tuple(range(12)),
+        retention=retention,
+    )
     end = history[-1].week_end
     moment = datetime(end.year, end.month, end.day, tzinfo=UTC) - timedelta(days=2, hours=5)
     return DigestData(
@@ -93,12 +106,7 @@ def sample_digest_data(iso_week: str = "2026-W47") -> DigestData:
             ("green", "C"): 400,
             ("green", "D"): 520,
         },
-        cohorts=CohortMatrix(
-            cohort_months=tuple(months),
-            cohort_sizes=tuple(150 + 10 * i for i in range(len(months))),
-            periods=tuple(range(12)),
-            retention=retention,
-        ),
+        cohorts=cohorts,
         detractor_comments=(
             SurveyComment(moment, 1, "detractor", "Delivery was late twice, nobody called back.", "email"),
             SurveyComment(
@@ -117,6 +125,41 @@ def sample_digest_data(iso_week: str = "2026-W47") -> DigestData:
         quality=QualityStatus(checks_passed=True, freshness=moment, checks=142, warnings=2),
         urgent_with_open_complaint=5,
         customers_as_of=end,
+        stage_flows=(
+            StageFlow(NEW, "active", 41),
+            StageFlow("active", "active", 1150),
+            StageFlow("active", "churn risk", 62),
+            StageFlow("churn risk", "churn risk", 230),
+            StageFlow("churn risk", "active", 18),
+            StageFlow("churn risk", "potential churn", 48),
+            StageFlow("potential churn", "potential churn", 210),
+            StageFlow("potential churn", "active", 9),
+            StageFlow("potential churn", "churned", 29),
+            StageFlow("churned", "churned", 898),
+            StageFlow("churned", "active", 4),
+        ),
+        segment_hot_spots=(
+            HotSpot("At risk", 240, 36, 51),
+            HotSpot("Can't lose them", 90, 9, 14),
+            HotSpot("Need attention", 310, 31, 38),
+        ),
+        manager_hot_spots=(HotSpot("M07", 420, 80, 95), HotSpot("M02", 380, 70, 77)),
+        cohort_hot_spot=cohort_hot_spot(cohorts),
+        complaint_themes=(
+            ComplaintTheme("Late delivery", 14),
+            ComplaintTheme("Refund not received", 9),
+            ComplaintTheme("Damaged item", 6),
+            ComplaintTheme("Rude courier", 3),
+        ),
+        complaints=37,
+        sla_breach_rate=0.083,
+        campaign=CampaignResults(
+            campaign=previous_weeks(iso_week, 2)[0],
+            variants=(
+                CampaignVariant("A", 100, 74, 46, 15, 0.15, 0.061, 0.012, 0.110, 18.4),
+                CampaignVariant("B", 100, 71, 40, 11, 0.11, 0.021, -0.027, 0.069, 25.1),
+            ),
+        ),
     )
 
 
@@ -130,7 +173,7 @@ def main(argv: list[str]) -> int:
         return 2
     language = argv[1] if len(argv) > 1 else "en"
     data = sample_digest_data()
-    rendered = render_digest(data, language)
+    rendered = render_digest(data, language, churn_target=0.02)
     message = build_message(rendered, "digest@example.com", ["everyone@example.com"], "example.com")
     for kind, path in write_outbox(rendered, message, Path(argv[0]), data.iso_week).items():
         print(f"{kind}: {path}")

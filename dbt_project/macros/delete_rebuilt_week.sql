@@ -1,0 +1,14 @@
+{#-
+    Pre-hook of a weekly incremental history (keyed on week_start): before a
+    run adds the week ending at as_of, delete whatever an earlier run stored
+    for that week. delete+insert alone only replaces the keys of the new rows,
+    so a customer who left the base since the first run would keep a stale row.
+-#}
+{% macro delete_rebuilt_week() -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }}
+        where week_start = ({{ shift_in_utc(as_of(), "interval '-7 days'") }} at time zone 'utc')::date
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}

@@ -1,0 +1,52 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['customer_id', 'week_start'],
+        on_schema_change='append_new_columns',
+        pre_hook="{{ delete_rebuilt_week() }}",
+        indexes=[
+            {'columns': ['week_start', 'customer_id'], 'unique': true},
+        ],
+    )
+}}
+-- The weekly status history: each run appends one row per customer with
+-- orders for the week ending at that run's as_of, and keeps the rows of
+-- earlier runs. A re-run for a week first deletes that week's rows (pre_hook),
+-- so it replaces the week exactly, even if a customer left the base since.
+with
+
+customers as (
+    select * from {{ ref('dim_customers') }}
+),
+
+staged_customers as (
+    select *
+    from customers
+    where has_orders
+),
+
+final as (
+    select
+        customer_id::text as customer_id,
+        to_char(
+            ({{ shift_in_utc(as_of(), "interval '-7 days'") }} at time zone 'utc')::date,
+            'IYYY-"W"IW'
+        )::text as iso_week,
+        ({{ shift_in_utc(as_of(), "interval '-7 days'") }} at time zone 'utc')::date as week_start,
+        ({{ as_of() }} at time zone 'utc')::date as week_end,
+        churn_stage::text as churn_stage,
+        value_tier::text as value_tier,
+        rfm_segment::text as rfm_segment,
+        rfm_cell::text as rfm_cell,
+        intervention_level::text as intervention_level,
+        intervention_priority::integer as intervention_priority,
+        recency_days::integer as recency_days,
+        expected_gap_days::numeric(10, 1) as expected_gap_days,
+        gap_ratio::numeric(12, 4) as gap_ratio,
+        trailing_12m_revenue::numeric(18, 2) as trailing_12m_revenue,
+        as_of::timestamptz as as_of
+    from staged_customers
+)
+
+select * from final

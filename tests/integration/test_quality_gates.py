@@ -1,0 +1,477 @@
+"""Quality gates on every step, and marts BI only sees after they pass (write-audit-publish).
+
+Everything runs on a real PostgreSQL (``warehouse_db``), real dbt, real GX, a real SMTP
+server (aiosmtpd) and a real HTTP server for the webhook. Each kind of bad data is
+injected where it would arise, and each test checks that the right gate stops the right
+step, that ``marts`` (what BI reads) still holds the last published week, and that the
+alert says what went wrong.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import psycopg
+import pytest
+
+from retention_pipeline import alerts, publish, warehouse
+from retention_pipeline.dbt_config import run_dbt
+from retention_pipeline.entities import ENTITIES
+from retention_pipeline.ingest_tasks import land_entity, validate_batch
+from retention_pipeline.ingest_tasks import publish as publish_batch
+from retention_pipeline.quality import QualityGateFailed
+from retention_pipeline.weekly_tasks import SourcesNotReady, check_sources, gate_marts
+from retention_pipeline.weeks import week_interval
+
+pytestmark = pytest.mark.integration
+
+W46, W47 = "2026-W46", "2026-W47"
+
+
+# --- real servers ----------------------------------------------------------------------
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.messages.append(msg)  # type: ignore[arg-type]
+        return "250 OK"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def alert_channels(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Inbox, list[dict[str, Any]]]]:
+    """A real SMTP server and a real webhook receiver on loopback, wired in as the alert channels."""
+    from aiosmtpd.controller import Controller
+
+    inbox = Inbox()
+    port = _free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    hooks: list[dict[str, Any]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            hooks.append(json.loads(body))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    http = HTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_RETENTION_ALERT_SMTP", f"smtp://127.0.0.1:{port}?disable_tls=true&disable_ssl=true"
+    )
+    monkeypatch.setenv("RETENTION_SMTP_CONN_ID", "retention_alert_smtp")
+    monkeypatch.setenv("RETENTION_ALERT_RECIPIENTS", "data-team@company.test")
+    monkeypatch.setenv("RETENTION_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{http.server_port}/hooks/data-team")
+    try:
+        yield inbox, hooks
+    finally:
+        http.shutdown()
+        http.server_close()
+        controller.stop()
+
+
+def _alert(exc: BaseException, task_id: str, week: str) -> None:
+    start, end = week_interval(week)
+    alerts.deliver(
+        alerts.build_alert(
+            dag_id="retention_weekly",
+            task_id=task_id,
+            run_id=f"test__{week}",
+            interval_start=start,
+            interval_end=end,
+            exception=exc,
+        )
+    )
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def _sql(query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    with warehouse.connect() as conn:
+        rows = (
+            conn.execute(query, params).fetchall()
+            if query.lstrip().lower().startswith(("select", "with"))
+            else []
+        )
+        if not rows:
+            conn.execute(query, params)
+        conn.commit()
+        return rows
+
+
+def _exec(query: str, params: tuple[Any, ...] = ()) -> int:
+    with warehouse.connect() as conn:
+        count = conn.execute(query, params).rowcount
+        conn.commit()
+        return count
+
+
+def _ingest_sample(customers: int = 300) -> None:
+    from retention_pipeline.sample_data import generate
+
+    generate(Path(os.environ["RETENTION_LANDING_DIR"]), end=date(2026, 11, 23), seed=7, customers=customers)
+    start, end = datetime(2024, 1, 1, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC)
+    for entity in ENTITIES:
+        publish_batch(validate_batch(land_entity(entity, start, end), "test"))
+
+
+def _build(week: str) -> dict[str, int]:
+    """The weekly DAG's steps up to the gate, in order, as the tasks run them."""
+    start, end = week_interval(week)
+    check_sources(start, end)
+    publish.prepare_build()
+    run_dbt(["build", "--quiet"], vars_={"as_of": end.isoformat(), **publish.DBT_BUILD_VARS})
+    return gate_marts(start, f"test__{week}")
+
+
+def _published_weeks() -> str:
+    return str(_sql("select max(iso_week) from marts.rpt_weekly_kpis")[0][0])
+
+
+# --- the real flow: dbt, GX, drift, publish ------------------------------------------------
+
+
+def test_each_kind_of_bad_marts_stops_at_the_gate_and_bi_keeps_last_week(warehouse_db, alert_channels):
+    inbox, hooks = alert_channels
+    _ingest_sample()
+    quality = _build(W46)
+    assert quality["expectations"] > 20
+    publish.publish_marts(W46)
+    assert _published_weeks() == W46
+    kpis_w46 = _sql("select * from marts.rpt_weekly_kpis order by iso_week")
+    customers_w46 = _sql("select count(*) from marts.dim_customers")[0][0]
+
+    # this week's build lands in marts_build; BI still reads W46
+    _build(W47)
+    assert _published_weeks() == W46
+    assert _sql("select max(iso_week) from marts_build.rpt_weekly_kpis") == [(W47,)]
+
+    # duplicates (a fan-out join): the GX gate names the check and the count
+    _exec(
+        "insert into marts_build.dim_customers select * from marts_build.dim_customers "
+        "order by customer_id limit 3"
+    )
+    with pytest.raises(QualityGateFailed) as dup:
+        gate_marts(week_interval(W47)[0], "test__dup")
+    assert "expect_column_values_to_be_unique" in str(dup.value)
+    assert "marts_build.dim_customers.customer_id: 6 of" in str(dup.value)
+    _alert(dup.value, "gate_marts", W47)
+    _exec(
+        "delete from marts_build.dim_customers a using marts_build.dim_customers b "
+        "where a.customer_id = b.customer_id and a.ctid > b.ctid"
+    )
+
+    # nulls in a key
+    nulled = [
+        r[0] for r in _sql("select customer_id from marts_build.rpt_call_list order by call_rank limit 2")
+    ]
+    _exec("update marts_build.rpt_call_list set customer_id = null where customer_id = any(%s)", (nulled,))
+    with pytest.raises(QualityGateFailed) as nulls:
+        gate_marts(week_interval(W47)[0], "test__nulls")
+    assert "expect_column_values_to_not_be_null" in str(nulls.value)
+    assert "marts_build.rpt_call_list.customer_id: 2 of" in str(nulls.value)
+    _exec("delete from marts_build.rpt_call_list where customer_id is null")
+
+    # a stage distribution jump against the last published week: the drift check stops it
+    moved = _exec("update marts_build.dim_customers set churn_stage = 'churned' where churn_stage = 'active'")
+    assert moved > 0
+    with pytest.raises(QualityGateFailed) as jump:
+        gate_marts(week_interval(W47)[0], "test__jump")
+    assert "stage_share:churned" in str(jump.value) and "in 2026-W46" in str(jump.value)
+    _alert(jump.value, "gate_marts", W47)
+
+    # a failed gate publishes nothing: BI reads last week's marts, whole
+    assert _published_weeks() == W46
+    assert _sql("select * from marts.rpt_weekly_kpis order by iso_week") == kpis_w46
+    assert _sql("select count(*) from marts.dim_customers")[0][0] == customers_w46
+
+    # the data team heard about both failures, by mail and by webhook, with names and counts
+    assert len(inbox.messages) == 2 and len(hooks) == 2
+    first, second = inbox.messages
+    assert (
+        first["Subject"].strip()
+        == "[retention] retention_weekly.gate_marts failed for 2026-W47: 1 failed check"
+    )
+    body = first.get_content()
+    assert "Interval: 2026-11-16T00:00:00+00:00 .. 2026-11-23T00:00:00+00:00" in body
+    assert "expect_column_values_to_be_unique failed on marts_build.dim_customers.customer_id: 6 of" in body
+    assert "Data Docs (marts_dim_customers): file://" in body
+    assert "stage_share:churned" in second.get_content()
+    assert "stage_share:churned" in hooks[1]["text"] and "retention_weekly.gate_marts" in hooks[1]["text"]
+    page = body.split("Data Docs (marts_dim_customers): file://")[1].split()[0]
+    assert Path(unquote(page)).is_file() and "/validations/marts_dim_customers/" in page
+    # every gate's page stays (each gate runs in its own GX context), last week's too
+    docs = Path(os.environ["RETENTION_OUTBOX_DIR"]) / "data_docs" / "validations"
+    pages = {p.relative_to(docs).parts[:2] for p in docs.rglob("*.html")}
+    assert ("marts_dim_customers", "test__2026-W46 marts_dim_customers") in pages
+    assert ("marts_rpt_call_list", "test__nulls marts_rpt_call_list") in pages
+
+    # the clean build of the week passes and is published in one swap; W46 is kept aside
+    _build(W47)
+    publish.publish_marts(W47)
+    assert _published_weeks() == W47
+    assert _sql("select max(iso_week) from marts_previous.rpt_weekly_kpis") == [(W46,)]
+    assert _sql("select count(*) from ops.mart_run_stats where iso_week = %s", (W47,))[0][0] > 5
+
+
+def test_a_broken_dbt_model_or_bad_source_rows_stop_the_build_before_publish(
+    warehouse_db, tmp_path, monkeypatch
+):
+    _ingest_sample(customers=200)
+    _build(W46)
+    publish.publish_marts(W46)
+    _start, end = week_interval(W47)
+
+    # a broken model in the marts folder (a copy of the project, so the real one is untouched)
+    project = tmp_path / "dbt_project"
+    shutil.copytree(
+        os.environ.get("RETENTION_DBT_PROJECT_DIR") or Path(__file__).parents[2] / "dbt_project",
+        project,
+        ignore=shutil.ignore_patterns("target", "logs"),
+    )
+    (project / "models" / "marts" / "rpt_broken.sql").write_text(
+        "select customer_id, 1 / (orders_count - orders_count) as boom from {{ ref('dim_customers') }}\n"
+    )
+    monkeypatch.setenv("RETENTION_DBT_PROJECT_DIR", str(project))
+    publish.prepare_build()
+    with pytest.raises(subprocess.CalledProcessError):
+        run_dbt(["build", "--quiet"], vars_={"as_of": end.isoformat(), **publish.DBT_BUILD_VARS})
+    assert _published_weeks() == W46
+    monkeypatch.delenv("RETENTION_DBT_PROJECT_DIR")
+
+    # negative amounts behind the loader's back (a buggy upstream fix): dbt's tests stop it
+    _exec(
+        "update raw.orders set amount = -amount where order_id in "
+        "(select order_id from raw.orders where status = 'completed' order by order_id limit 5)"
+    )
+    publish.prepare_build()
+    with pytest.raises(subprocess.CalledProcessError):
+        run_dbt(["build", "--quiet"], vars_={"as_of": end.isoformat(), **publish.DBT_BUILD_VARS})
+    assert _published_weeks() == W46
+    assert _sql("select count(*) from marts.dim_customers")[0][0] > 0
+
+
+def test_freshness_is_judged_at_the_weeks_end_so_a_backfill_passes_and_a_stale_source_stops(
+    warehouse_db, alert_channels
+):
+    inbox, hooks = alert_channels
+    _ingest_sample(customers=150)
+    start, end = week_interval(W47)
+    # loaded "today" (after the week ended): fresh for that week, however old the week is
+    _exec("update raw.orders set _loaded_at = %s", (datetime(2026, 12, 20, tzinfo=UTC),))
+    assert check_sources(start, end)["orders"].startswith(str(_sql("select count(*) from raw.orders")[0][0]))
+
+    # the loader stopped ten days before the week's end: dbt's error_after (8 days) at the week's end
+    _exec("update raw.orders set _loaded_at = %s", (datetime(2026, 11, 13, tzinfo=UTC),))
+    with pytest.raises(SourcesNotReady) as stale:
+        check_sources(start, end)
+    assert "raw.orders is stale: newest _loaded_at 2026-11-13" in str(stale.value)
+    assert "240 h before the week's end" in str(stale.value)
+    _alert(stale.value, "check_sources", W47)
+    assert "raw.orders is stale" in inbox.messages[-1].get_content()
+    assert "raw.orders is stale" in hooks[-1]["text"]
+
+
+# --- publish mechanics ----------------------------------------------------------------------
+
+
+def _make_marts(schema: str, customers: list[tuple[str, str]], week: str, revenue: float) -> None:
+    _exec(f"create schema if not exists {schema}")
+    _exec(f"create table {schema}.dim_customers (customer_id text primary key, churn_stage text)")
+    with warehouse.connect() as conn:
+        with conn.cursor() as cur:
+            cur.executemany(f"insert into {schema}.dim_customers values (%s, %s)", customers)
+        conn.execute(
+            f"create table {schema}.rpt_weekly_kpis as select %s::text as iso_week, %s::numeric as revenue",
+            (week, revenue),
+        )
+        conn.commit()
+
+
+def _customers(active: int, churned: int) -> list[tuple[str, str]]:
+    return [(f"c{i:04d}", "active") for i in range(active)] + [
+        (f"c{i:04d}", "churned") for i in range(active, active + churned)
+    ]
+
+
+@pytest.fixture
+def bi_role(warehouse_db) -> Iterator[str]:
+    role = f"rt_bi_{uuid.uuid4().hex[:8]}"
+    _exec(f"create role {role} nologin")
+    yield role
+    _exec(f"drop owned by {role}")
+    _exec(f"drop role {role}")
+
+
+def test_publish_swaps_in_one_transaction_keeps_previous_and_reapplies_grants(warehouse_db, bi_role):
+    _make_marts("marts", _customers(80, 20), W46, 1000)
+    _exec(f"grant usage on schema marts to {bi_role}")
+    _exec(f"grant select on all tables in schema marts to {bi_role}")
+    _make_marts("marts_build", _customers(78, 22), W47, 1100)
+    _exec("create table marts_build.rpt_new_report as select 1 as x")
+
+    publish.publish_marts(W47)
+
+    assert _sql("select iso_week from marts.rpt_weekly_kpis") == [(W47,)]
+    assert _sql("select iso_week from marts_previous.rpt_weekly_kpis") == [(W46,)]
+    assert _sql("select count(*) from pg_namespace where nspname = 'marts_build'") == [(0,)]
+    assert _sql(
+        "select has_schema_privilege(%s, 'marts', 'usage'), "
+        "has_table_privilege(%s, 'marts.dim_customers', 'select'), "
+        "has_table_privilege(%s, 'marts.rpt_new_report', 'select')",
+        (bi_role, bi_role, bi_role),
+    ) == [(True, True, True)]
+    # a retry of the task after it committed changes nothing
+    assert publish.publish_marts(W47)["previous"] == ""
+    assert _sql("select iso_week from marts_previous.rpt_weekly_kpis") == [(W46,)]
+    stats = dict(_sql("select metric, value from ops.mart_run_stats where iso_week = %s", (W47,)))
+    assert stats["rows:dim_customers"] == 100 and stats["revenue"] == 1100
+    assert float(stats["stage_share:churned"]) == 22.0
+
+
+def test_views_outside_the_marts_switch_to_the_new_tables_in_the_same_swap(warehouse_db, bi_role):
+    _make_marts("marts", _customers(10, 0), W46, 10)
+    _exec("create schema bi")
+    _exec("create view bi.weekly_revenue as select iso_week, revenue from marts.rpt_weekly_kpis")
+    _exec("create view bi.customer_count as select count(*) as customers from marts.dim_customers")
+    _exec("create view bi.customer_ids as select customer_id from marts.dim_customers")
+    _exec(f"grant select on bi.weekly_revenue to {bi_role}")
+
+    for week, revenue, customers in ((W47, 11, 11), ("2026-W48", 12, 12)):
+        _make_marts("marts_build", _customers(10, customers - 10), week, revenue)
+        publish.publish_marts(week)
+        # the view reads the published week, not the tables it was created on
+        assert _sql("select iso_week, revenue from bi.weekly_revenue") == [(week, revenue)]
+        assert _sql("select customers from bi.customer_count") == [(customers,)]
+        assert _sql("select has_table_privilege(%s, 'bi.weekly_revenue', 'select')", (bi_role,)) == [(True,)]
+
+    # a view whose columns no longer exist cannot follow: the swap is refused, nothing changes
+    _make_marts("marts_build", _customers(10, 3), "2026-W49", 13)
+    _exec("alter table marts_build.dim_customers rename column customer_id to id")
+    with pytest.raises(publish.PublishBlocked, match=r"bi\.customer_ids"):
+        publish.publish_marts("2026-W49")
+    assert _sql("select iso_week from marts.rpt_weekly_kpis") == [("2026-W48",)]
+    assert _sql("select iso_week from marts_build.rpt_weekly_kpis") == [("2026-W49",)]
+
+
+def test_prepare_build_carries_the_published_history_of_incremental_models(warehouse_db, tmp_path):
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(
+        json.dumps(
+            {
+                "nodes": {
+                    "model.retention.fct_history": {
+                        "resource_type": "model",
+                        "name": "fct_history",
+                        "alias": "fct_history",
+                        "config": {"materialized": "incremental", "schema": "marts"},
+                    },
+                    "model.retention.dim_x": {
+                        "resource_type": "model",
+                        "name": "dim_x",
+                        "alias": "dim_x",
+                        "config": {"materialized": "table", "schema": "marts"},
+                    },
+                    "model.retention.int_y": {
+                        "resource_type": "model",
+                        "name": "int_y",
+                        "alias": "int_y",
+                        "config": {"materialized": "incremental", "schema": "intermediate"},
+                    },
+                }
+            }
+        )
+    )
+    assert publish.incremental_marts(manifest) == ["fct_history"]
+    _exec("create schema marts")
+    _exec("create table marts.fct_history (week text, customer_id text, primary key (week, customer_id))")
+    _exec("insert into marts.fct_history values ('2026-W45', 'a'), ('2026-W46', 'a'), ('2026-W46', 'b')")
+    _exec("create schema marts_build")
+    _exec("create table marts_build.leftover_of_a_failed_run as select 1 as x")
+
+    assert publish.prepare_build(["fct_history"]) == {"fct_history": 3}
+    assert _sql("select count(*) from marts_build.fct_history") == [(3,)]
+    assert _sql("select to_regclass('marts_build.leftover_of_a_failed_run')") == [(None,)]
+    # the copy has the key too, so dbt's delete+insert merges into it as into the original
+    assert _sql(
+        "select count(*) from pg_indexes where schemaname = 'marts_build' and tablename = 'fct_history'"
+    ) == [(1,)]
+
+
+def test_the_real_projects_incremental_marts_are_found_in_its_manifest():
+    from retention_pipeline.dbt_config import manifest_path
+
+    if not manifest_path().exists():
+        run_dbt(["parse", "--quiet"])
+    data = json.loads(manifest_path().read_text())
+    expected = sorted(
+        n["alias"]
+        for n in data["nodes"].values()
+        if n["resource_type"] == "model"
+        and n["config"]["materialized"] == "incremental"
+        and "marts" in n["fqn"]
+    )
+    assert publish.incremental_marts() == expected
+
+
+def test_drift_bounds_error_stops_warning_reports(warehouse_db):
+    _make_marts("marts_build", _customers(80, 20), W46, 1000)
+    publish.publish_marts(W46)
+    bounds = publish.DriftBounds(
+        max_rowcount_change=0.5,
+        max_revenue_change=1.0,
+        max_stage_share_shift_pp=15,
+        warning_ratio=0.5,
+        min_rows=50,
+    )
+
+    # 10 pp more churned: beyond half the bound, a warning only
+    _make_marts("marts_build", _customers(70, 30), W47, 1200)
+    result = publish.drift_check(W47, bounds)
+    assert result.success and not result.errors
+    assert {f.column for f in result.warnings} == {"stage_share:active", "stage_share:churned"}
+
+    # 40 pp more churned, revenue x3 and twice the customers: errors, each named with its numbers
+    _exec("drop schema marts_build cascade")
+    _make_marts("marts_build", _customers(80, 120), W47, 3000)
+    result = publish.drift_check(W47, bounds)
+    assert not result.success
+    errors = {f.column: f for f in result.errors}
+    assert set(errors) == {"stage_share:active", "stage_share:churned", "revenue", "rows:dim_customers"}
+    assert errors["rows:dim_customers"].observed == "100 in 2026-W46 -> 200 in 2026-W47 (change 100%)"
+    assert "[critical] expect_week_over_week_change_within" in result.summary()
+
+    # a backfill of an older week compares with the week before it, not with the latest one
+    prev_week, _ = publish.previous_stats(psycopg.connect(**warehouse_db.libpq_kwargs()), "2026-W40")
+    assert prev_week is None
