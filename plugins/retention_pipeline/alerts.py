@@ -180,3 +180,37 @@ def on_failure(context: Any) -> None:
         deliver(alert)
     except Exception:
         log.exception("the failure alert itself failed")
+
+
+async def digest_deadline_missed(context: dict[str, Any] | None = None, **_: Any) -> None:
+    """Deadline callback of the weekly DAG (an ``AsyncCallback``: it runs in the triggerer).
+
+    Airflow calls it when a weekly run has not finished ``RETENTION_DIGEST_DEADLINE_HOURS``
+    after it was queued (the Monday the week ended), i.e. the company did not get its
+    digest in time, whether the run is stuck, slow or failed. Never raises.
+    """
+    import asyncio
+
+    try:
+        run = (context or {}).get("dag_run") or {}
+        deadline = ((context or {}).get("deadline") or {}).get("deadline_time")
+        alert = build_alert(
+            dag_id=str(run.get("dag_id", "retention_weekly")),
+            task_id="(deadline)",
+            run_id=run.get("dag_run_id") or run.get("run_id"),
+            interval_start=_parse_time(run.get("data_interval_start")),
+            interval_end=_parse_time(run.get("data_interval_end")),
+            exception=(
+                f"the weekly run had not finished by its deadline {deadline} "
+                f"(state {run.get('state', '?')}): the digest and the call list are late"
+            ),
+        )
+        await asyncio.to_thread(deliver, alert)
+    except Exception:
+        log.exception("the deadline alert itself failed")
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))

@@ -1,6 +1,6 @@
 """``retention``: the operator's command line.
 
-    retention warehouse start|stop|url|bootstrap   the embedded PostgreSQL, the pipeline's schemas
+    retention warehouse start|stop|url|bootstrap|bi-access   the warehouse, its schemas, the BI role
     retention generate [--seed N ...]      deterministic sample data into the landing folder
     retention run --week 2026-W47          the ingest for that week's days, then the weekly DAG
     retention backfill --from W --to W     the same for a range of weeks, oldest first
@@ -144,7 +144,10 @@ def _run_dag(bag: object, dag_id: str, run_after: datetime, expect_start: dateti
         if not VERBOSE:  # the operator needs the failing task's own words
             sys.stderr.write(logfile.read_text(errors="replace"))
         raise SystemExit(f"{dag_id} for {expect_start:%Y-%m-%d} did not succeed; failed tasks: {failed}")
-    print(f"  {dag_id} {expect_start:%Y-%m-%d}: success in {took:.0f} s" + ("" if VERBOSE else f" (log: {logfile})"))
+    print(
+        f"  {dag_id} {expect_start:%Y-%m-%d}: success in {took:.0f} s"
+        + ("" if VERBOSE else f" (log: {logfile})")
+    )
     if dagrun.data_interval_start != expect_start:
         raise SystemExit(
             f"{dag_id}: expected the interval starting {expect_start}, Airflow ran {dagrun.data_interval_start}"
@@ -190,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
 
     wh = sub.add_parser("warehouse", help="the embedded PostgreSQL")
-    wh.add_argument("action", choices=["start", "stop", "url", "bootstrap"])
+    wh.add_argument("action", choices=["start", "stop", "url", "bootstrap", "bi-access"])
 
     gen = sub.add_parser("generate", help="write deterministic sample data to the landing folder")
     gen.add_argument("--seed", type=int, default=7)
@@ -239,7 +242,9 @@ def main(argv: list[str] | None = None) -> None:
     dg_resend.add_argument("--week", required=True, help="e.g. 2026-W47")
     dg_resend.add_argument("--to", action="append", default=[], help="address (repeatable; default: list)")
 
-    parser.add_argument("-v", "--verbose", action="store_true", help="show Airflow's task logs while DAGs run")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show Airflow's task logs while DAGs run"
+    )
     args = parser.parse_args(argv)
     global VERBOSE
     VERBOSE = args.verbose
@@ -251,6 +256,11 @@ def main(argv: list[str] | None = None) -> None:
             print(warehouse.start_embedded(settings).sqlalchemy_url())
         elif args.action == "stop":
             print("stopped" if warehouse.stop_embedded(settings) else "not running")
+        elif args.action == "bi-access":
+            from retention_pipeline import bi_access
+
+            views = bi_access.refresh()
+            print(f"role {settings.bi_role}: {len(views)} masked views in schema bi")
         elif args.action == "bootstrap":
             warehouse.bootstrap()
             print("schemas raw, quarantine, landing and ops are in place")

@@ -120,9 +120,13 @@ def prepare_marts_build() -> dict[str, int]:
 
 
 def publish_marts(interval_start: datetime) -> dict[str, str]:
+    from retention_pipeline import bi_access
     from retention_pipeline.publish import publish_marts
 
-    return publish_marts(_week(interval_start))
+    published = publish_marts(_week(interval_start))
+    # the swap re-points existing BI views; new marts get theirs (contacts masked) here
+    views = bi_access.refresh()
+    return {**published, "bi_views": str(len(views))}
 
 
 def gate_marts(interval_start: datetime, run_id: str | None) -> dict[str, int]:
