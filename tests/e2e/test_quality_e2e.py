@@ -11,50 +11,25 @@ data team which check failed, with its numbers.
 
 from __future__ import annotations
 
-import email
-import email.policy
 import json
 import os
-import socket
-import subprocess
-import sys
 import threading
 from datetime import date
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
+from e2e_support import query, run_retention, smtp_conn_uri
 
 from retention_pipeline.sample_data import generate
 
 pytestmark = pytest.mark.e2e
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        self.messages.append((list(envelope.rcpt_tos), msg))  # type: ignore[arg-type]
-        return "250 OK"
-
-    def to(self, rcpt: str) -> list[email.message.EmailMessage]:
-        return [m for rcpts, m in self.messages if rcpt in rcpts]
-
-
 @pytest.fixture
-def channels():
-    from aiosmtpd.controller import Controller
-
-    inbox = Inbox()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
+def channels(smtp_server):
+    inbox, port = smtp_server
     hooks: list[dict[str, Any]] = []
 
     class Receiver(BaseHTTPRequestHandler):
@@ -73,22 +48,6 @@ def channels():
     finally:
         http.shutdown()
         http.server_close()
-        controller.stop()
-
-
-def _retention(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "retention_pipeline.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-
-
-def _query(address, sql: str):
-    with psycopg.connect(**address.libpq_kwargs()) as conn:
-        return conn.execute(sql).fetchall()
 
 
 def test_a_week_stopped_by_a_gate_sends_nothing_keeps_bi_on_last_week_and_alerts(
@@ -105,35 +64,35 @@ def test_a_week_stopped_by_a_gate_sends_nothing_keeps_bi_on_last_week_and_alerts
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(tmp_path / "airflow"),
-        "AIRFLOW_CONN_SMTP_DEFAULT": f"smtp://127.0.0.1:{port}?disable_tls=true&disable_ssl=true",
+        "AIRFLOW_CONN_SMTP_DEFAULT": smtp_conn_uri(port),
         "RETENTION_DIGEST_RECIPIENTS": "all@company.test",
         "RETENTION_ALERT_RECIPIENTS": "data-team@company.test",
         "RETENTION_ALERT_WEBHOOK_URL": webhook,
         "RETENTION_CALL_LIST_CAPACITY": "50",
     }
-    done = _retention(env, "run", "--week", "2026-W46")
+    done = run_retention(env, "run", "--week", "2026-W46")
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert len(inbox.to("all@company.test")) == 1 and not inbox.to("data-team@company.test") and not hooks
-    assert _query(warehouse_db, "select max(iso_week) from marts.rpt_weekly_kpis") == [("2026-W46",)]
-    kpis = _query(warehouse_db, "select * from marts.rpt_weekly_kpis order by iso_week")
-    assert _query(
-        warehouse_db, "select count(*) > 5 from ops.mart_run_stats where iso_week = '2026-W46'"
-    ) == [(True,)]
+    assert query(warehouse_db, "select max(iso_week) from marts.rpt_weekly_kpis") == [("2026-W46",)]
+    kpis = query(warehouse_db, "select * from marts.rpt_weekly_kpis order by iso_week")
+    assert query(warehouse_db, "select count(*) > 5 from ops.mart_run_stats where iso_week = '2026-W46'") == [
+        (True,)
+    ]
 
     # next week, the team's bound on a churn-stage shift is tighter than any real week moves
-    done = _retention({**env, "RETENTION_MAX_STAGE_SHARE_SHIFT_PP": "0.0001"}, "run", "--week", "2026-W47")
+    done = run_retention({**env, "RETENTION_MAX_STAGE_SHARE_SHIFT_PP": "0.0001"}, "run", "--week", "2026-W47")
     assert done.returncode != 0
     assert "failed tasks: ['gate_marts']" in done.stdout + done.stderr
 
     # nothing sent, nothing pushed, BI still reads W46, whole; the failed build is kept for inspection
     assert len(inbox.to("all@company.test")) == 1
-    assert _query(warehouse_db, "select count(*) from ops.digest_sends where iso_week = '2026-W47'") == [(0,)]
-    assert _query(warehouse_db, "select count(*) from ops.outreach_pushes where iso_week = '2026-W47'") == [
+    assert query(warehouse_db, "select count(*) from ops.digest_sends where iso_week = '2026-W47'") == [(0,)]
+    assert query(warehouse_db, "select count(*) from ops.outreach_pushes where iso_week = '2026-W47'") == [
         (0,)
     ]
     assert not (Path(env["RETENTION_OUTBOX_DIR"]) / "call_lists" / "call_list_2026-W47.csv").exists()
-    assert _query(warehouse_db, "select * from marts.rpt_weekly_kpis order by iso_week") == kpis
-    assert _query(warehouse_db, "select max(iso_week) from marts_build.rpt_weekly_kpis") == [("2026-W47",)]
+    assert query(warehouse_db, "select * from marts.rpt_weekly_kpis order by iso_week") == kpis
+    assert query(warehouse_db, "select max(iso_week) from marts_build.rpt_weekly_kpis") == [("2026-W47",)]
 
     # the data team was told, by Airflow's failure callback: DAG, task, interval, the checks
     [alert] = inbox.to("data-team@company.test")

@@ -8,17 +8,13 @@ The assertions are what a reader of the digest or a call-center lead would check
 from __future__ import annotations
 
 import csv
-import email
-import email.policy
 import os
-import socket
-import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
 import psycopg
 import pytest
+from e2e_support import query, run_retention, smtp_conn_uri
 
 from retention_pipeline.sample_data import generate
 
@@ -29,34 +25,6 @@ END = date(2026, 11, 23)  # the Monday after 2026-W47
 CUSTOMERS = 800
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-        self.envelopes: list[tuple[str, list[str]]] = []
-
-    async def handle_DATA(self, server, session, envelope):
-        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        self.messages.append(msg)  # type: ignore[arg-type]
-        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp_server():
-    from aiosmtpd.controller import Controller
-
-    inbox = Inbox()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
-
-
 @pytest.fixture
 def pipeline_env(warehouse_db, smtp_server, tmp_path):
     inbox, port = smtp_server
@@ -65,26 +33,11 @@ def pipeline_env(warehouse_db, smtp_server, tmp_path):
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(tmp_path / "airflow"),
-        "AIRFLOW_CONN_SMTP_DEFAULT": f"smtp://127.0.0.1:{port}?disable_tls=true&disable_ssl=true",
+        "AIRFLOW_CONN_SMTP_DEFAULT": smtp_conn_uri(port),
         "RETENTION_DIGEST_RECIPIENTS": "all@company.test",
         "RETENTION_CALL_LIST_CAPACITY": "50",
     }
     return env, inbox
-
-
-def _retention(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "retention_pipeline.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-
-
-def _query(address, sql: str):
-    with psycopg.connect(**address.libpq_kwargs()) as conn:
-        return conn.execute(sql).fetchall()
 
 
 def test_two_weeks_end_to_end_a_rerun_sends_nothing_twice_and_a_failed_gate_sends_nothing(
@@ -92,7 +45,7 @@ def test_two_weeks_end_to_end_a_rerun_sends_nothing_twice_and_a_failed_gate_send
 ):
     env, inbox = pipeline_env
     for week in WEEKS:
-        done = _retention(env, "run", "--week", week)
+        done = run_retention(env, "run", "--week", week)
         assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
 
     # one digest per week, to the distribution list, subject carrying the week and churn
@@ -100,7 +53,7 @@ def test_two_weeks_end_to_end_a_rerun_sends_nothing_twice_and_a_failed_gate_send
     assert all(rcpts == ["all@company.test"] for _, rcpts in inbox.envelopes)
     digest = inbox.messages[-1]
     assert "2026-W47" in digest["Subject"]
-    kpi = _query(
+    kpi = query(
         warehouse_db,
         "select active_customers, churn_rate, new_customers from marts.rpt_weekly_kpis where iso_week = '2026-W47'",
     )
@@ -119,9 +72,7 @@ def test_two_weeks_end_to_end_a_rerun_sends_nothing_twice_and_a_failed_gate_send
     assert cids and all(f"cid:{cid}" in html for cid in cids)
 
     # no customer contact data in a mail that goes to the whole company
-    contacts = _query(
-        warehouse_db, "select email, phone from raw.customers where email is not null limit 200"
-    )
+    contacts = query(warehouse_db, "select email, phone from raw.customers where email is not null limit 200")
     body = text + html
     assert not [e for e, p in contacts if e in body or (p and p in body)]
 
@@ -129,11 +80,11 @@ def test_two_weeks_end_to_end_a_rerun_sends_nothing_twice_and_a_failed_gate_send
     call_list = Path(env["RETENTION_OUTBOX_DIR"]) / "call_lists" / "call_list_2026-W47.csv"
     with call_list.open(encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
-    expected = _query(warehouse_db, "select count(*) from marts.rpt_call_list")[0][0]
+    expected = query(warehouse_db, "select count(*) from marts.rpt_call_list")[0][0]
     assert len(rows) == min(50, expected) > 0
     ranks = [int(r["call_rank"]) for r in rows]
     assert ranks == sorted(ranks)
-    dnc = {c for (c,) in _query(warehouse_db, "select customer_id from raw.customers where do_not_call")}
+    dnc = {c for (c,) in query(warehouse_db, "select customer_id from raw.customers where do_not_call")}
     assert not dnc & {r["customer_id"] for r in rows}
     assert all(r["phone"] or r["email"] for r in rows)
     assert all(r["intervention_level"] in {"yellow", "amber", "orange", "red"} for r in rows)
@@ -142,30 +93,30 @@ def test_two_weeks_end_to_end_a_rerun_sends_nothing_twice_and_a_failed_gate_send
     # the bad rows of the sample files are in quarantine with their reasons; batches reconcile
     reasons = {
         r
-        for (r,) in _query(
+        for (r,) in query(
             warehouse_db, "select _reason from quarantine.orders union select _reason from quarantine.surveys"
         )
     }
     assert any("unknown status" in r for r in reasons) and any("out of range" in r for r in reasons)
-    assert _query(
+    assert query(
         warehouse_db,
         "select count(*) from ops.load_batches where rows_read <> rows_loaded + rows_quarantined",
     ) == [(0,)]
 
     # re-running the week: same answer, no second email, the same call list
     before = call_list.read_bytes()
-    done = _retention(env, "run", "--week", "2026-W47")
+    done = run_retention(env, "run", "--week", "2026-W47")
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert len(inbox.messages) == 2
     assert call_list.read_bytes() == before
     assert (
-        _query(
+        query(
             warehouse_db,
             "select active_customers, churn_rate, new_customers from marts.rpt_weekly_kpis where iso_week = '2026-W47'",
         )
         == kpi
     )
-    assert _query(
+    assert query(
         warehouse_db, "select count(*), count(*) filter (where status = 'sent') from ops.digest_sends"
     ) == [(2, 2)]
 
@@ -179,11 +130,11 @@ def test_two_weeks_end_to_end_a_rerun_sends_nothing_twice_and_a_failed_gate_send
             "(select order_id from raw.orders where status = 'completed' order by order_id limit 5)"
         )
     call_list.unlink()
-    done = _retention(env, "run", "--week", "2026-W47", "--skip-ingest")
+    done = run_retention(env, "run", "--week", "2026-W47", "--skip-ingest")
     assert done.returncode != 0
     log = done.stdout + done.stderr
     assert "did not succeed" in log
     assert "net_revenue" in log or "amount" in log  # the failing check names its column
     assert len(inbox.messages) == 2
     assert not call_list.exists()
-    assert _query(warehouse_db, "select count(*) from ops.digest_sends where iso_week = '2026-W47'") == [(0,)]
+    assert query(warehouse_db, "select count(*) from ops.digest_sends where iso_week = '2026-W47'") == [(0,)]
