@@ -27,11 +27,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, Asset, AsyncCallback, DeadlineAlert, DeadlineReference, task
+from airflow.sdk import DAG, Asset, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 from cosmos import DbtTaskGroup
 
-from retention_pipeline.alerts import digest_deadline_missed, on_failure
+from retention_pipeline.alerts import on_failure
 from retention_pipeline.config import get_settings
 from retention_pipeline.dbt_config import cosmos_configs, export_dbt_env
 from retention_pipeline.publish import DBT_BUILD_VARS
@@ -49,12 +49,6 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     default_args={"retries": 1, "retry_delay": timedelta(minutes=5), "on_failure_callback": on_failure},
-    # the digest is due by a set hour on the Monday the week ends (the run is queued then)
-    deadline=DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_QUEUED_AT,
-        interval=timedelta(hours=settings.digest_deadline_hours),
-        callback=AsyncCallback(digest_deadline_missed),
-    ),
     tags=["retention", "weekly", "digest", "outreach"],
 ):
 

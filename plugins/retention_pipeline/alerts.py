@@ -182,35 +182,43 @@ def on_failure(context: Any) -> None:
         log.exception("the failure alert itself failed")
 
 
-async def digest_deadline_missed(context: dict[str, Any] | None = None, **_: Any) -> None:
-    """Deadline callback of the weekly DAG (an ``AsyncCallback``: it runs in the triggerer).
+class DigestLate(RuntimeError):
+    pass
 
-    Airflow calls it when a weekly run has not finished ``RETENTION_DIGEST_DEADLINE_HOURS``
-    after it was queued (the Monday the week ended), i.e. the company did not get its
-    digest in time, whether the run is stuck, slow or failed. Never raises.
+
+def check_digest_delivered(iso_week: str, interval_end: datetime | None = None) -> dict[str, str]:
+    """The digest watch: by the deadline, every distribution list must have the week's
+    digest in ``ops.digest_sends`` as sent; otherwise alert the data team and fail.
+
+    It reads the ledger rather than the weekly run's state, so it also catches a run that
+    succeeded without sending (no SMTP connection) and one that never started.
     """
-    import asyncio
+    from retention_pipeline import warehouse
 
-    try:
-        run = (context or {}).get("dag_run") or {}
-        deadline = ((context or {}).get("deadline") or {}).get("deadline_time")
-        alert = build_alert(
-            dag_id=str(run.get("dag_id", "retention_weekly")),
-            task_id="(deadline)",
-            run_id=run.get("dag_run_id") or run.get("run_id"),
-            interval_start=_parse_time(run.get("data_interval_start")),
-            interval_end=_parse_time(run.get("data_interval_end")),
-            exception=(
-                f"the weekly run had not finished by its deadline {deadline} "
-                f"(state {run.get('state', '?')}): the digest and the call list are late"
-            ),
-        )
-        await asyncio.to_thread(deliver, alert)
-    except Exception:
-        log.exception("the deadline alert itself failed")
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value))
+    settings = get_settings()
+    warehouse.bootstrap()
+    with warehouse.connect() as conn:
+        sent = {
+            r[0]
+            for r in conn.execute(
+                "select recipient from ops.digest_sends where iso_week = %s and status = 'sent'", (iso_week,)
+            ).fetchall()
+        }
+    missing = [r for r in settings.digest_recipients if r not in sent]
+    if not missing:
+        log.info("digest %s was delivered to %s", iso_week, ", ".join(sorted(sent)))
+        return {"iso_week": iso_week, "sent_to": ",".join(sorted(sent))}
+    alert = build_alert(
+        dag_id="retention_digest_watch",
+        task_id="check_digest_delivered",
+        run_id=None,
+        interval_start=None,
+        interval_end=interval_end,
+        exception=(
+            f"the customer digest of {iso_week} has not been sent to {', '.join(missing)} by the "
+            f"deadline (Monday {settings.digest_deadline_hour:02d}:00 {settings.timezone}): check "
+            "retention_weekly's run for that week and ops.digest_sends"
+        ),
+    )
+    deliver(alert)
+    raise DigestLate(alert.text)

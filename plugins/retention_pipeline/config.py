@@ -44,7 +44,7 @@ class Settings:
     max_source_lag_hours: int
     bi_role: str
     bi_password: str
-    digest_deadline_hours: float
+    digest_deadline_hour: int
     # Week-over-week bounds of the drift checks (publish.drift_check): beyond them is an
     # error that stops the run; beyond drift_warning_ratio of them, a warning.
     max_rowcount_change: float = 0.5
@@ -101,7 +101,7 @@ def get_settings() -> Settings:
         else None,
         currency=_env("RETENTION_CURRENCY", "EUR").upper(),
         bi_role=_env("RETENTION_BI_ROLE", "retention_bi"),
-        digest_deadline_hours=float(_env("RETENTION_DIGEST_DEADLINE_HOURS", "9")),
+        digest_deadline_hour=int(_env("RETENTION_DIGEST_DEADLINE_HOUR", "9")),
         bi_password=os.environ.get("RETENTION_BI_PASSWORD", ""),
         max_rowcount_change=float(_env("RETENTION_MAX_ROWCOUNT_CHANGE", "0.5")),
         max_revenue_change=float(_env("RETENTION_MAX_REVENUE_CHANGE", "1.0")),
