@@ -26,10 +26,12 @@ test: install
 	$(BIN)/retention dbt-parse
 	$(BIN)/python -m pytest
 
-## the warehouse-facing tests only (CI runs them again against the system PostgreSQL)
+## the warehouse-facing tests only (CI runs them again against the system PostgreSQL);
+## the gate-stops-a-week e2e is left to the first pass: test_quality_gates covers its
+## logic on this server, and CI stays inside its time budget
 test-warehouse: install
 	$(BIN)/retention dbt-parse
-	$(BIN)/python -m pytest -m "integration or e2e"
+	$(BIN)/python -m pytest -m "integration or e2e" --deselect tests/e2e/test_quality_e2e.py
 
 lint: install
 	$(BIN)/ruff check plugins dags tests
