@@ -11,13 +11,9 @@ data team which check failed, with its numbers.
 
 from __future__ import annotations
 
-import json
 import os
-import threading
 from datetime import date
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 from e2e_support import query, run_retention, smtp_conn_uri
@@ -28,26 +24,9 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def channels(smtp_server):
+def channels(smtp_server, json_receiver):
     inbox, port = smtp_server
-    hooks: list[dict[str, Any]] = []
-
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            hooks.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    http = HTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=http.serve_forever, daemon=True).start()
-    try:
-        yield inbox, port, hooks, f"http://127.0.0.1:{http.server_port}/alerts"
-    finally:
-        http.shutdown()
-        http.server_close()
+    return inbox, port, json_receiver.received, json_receiver.url
 
 
 def test_a_week_stopped_by_a_gate_sends_nothing_keeps_bi_on_last_week_and_alerts(

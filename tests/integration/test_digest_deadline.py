@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -16,25 +13,11 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def webhook(monkeypatch):
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("RETENTION_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/hook")
+def webhook(monkeypatch, json_receiver):
+    monkeypatch.setenv("RETENTION_ALERT_WEBHOOK_URL", json_receiver.url)
     monkeypatch.delenv("RETENTION_ALERT_RECIPIENTS", raising=False)
     monkeypatch.setenv("RETENTION_DIGEST_RECIPIENTS", "all@company.test,managers@company.test")
-    yield received
-    server.shutdown()
+    return json_receiver.received
 
 
 def _ledger(recipient: str, status: str) -> None:

@@ -16,11 +16,9 @@ import os
 import shutil
 import socket
 import subprocess
-import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -62,7 +60,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def alert_channels(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Inbox, list[dict[str, Any]]]]:
+def alert_channels(
+    monkeypatch: pytest.MonkeyPatch, json_receiver
+) -> Iterator[tuple[Inbox, list[dict[str, Any]]]]:
     """A real SMTP server and a real webhook receiver on loopback, wired in as the alert channels."""
     from aiosmtpd.controller import Controller
 
@@ -70,33 +70,15 @@ def alert_channels(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Inbox, lis
     port = _free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
-    hooks: list[dict[str, Any]] = []
-
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            hooks.append(json.loads(body))
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    http = HTTPServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
     monkeypatch.setenv(
         "AIRFLOW_CONN_RETENTION_ALERT_SMTP", f"smtp://127.0.0.1:{port}?disable_tls=true&disable_ssl=true"
     )
     monkeypatch.setenv("RETENTION_SMTP_CONN_ID", "retention_alert_smtp")
     monkeypatch.setenv("RETENTION_ALERT_RECIPIENTS", "data-team@company.test")
-    monkeypatch.setenv("RETENTION_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{http.server_port}/hooks/data-team")
+    monkeypatch.setenv("RETENTION_ALERT_WEBHOOK_URL", json_receiver.url)
     try:
-        yield inbox, hooks
+        yield inbox, json_receiver.received
     finally:
-        http.shutdown()
-        http.server_close()
         controller.stop()
 
 
