@@ -12,7 +12,22 @@ from retention_pipeline.weeks import week_of_interval
 
 log = logging.getLogger(__name__)
 
-MART_GATES = ("dim_customers", "rpt_weekly_kpis", "rpt_call_list")
+# every mart has a suite expectations/marts_<mart>.json; all must pass before publish
+MART_GATES = (
+    "dim_customers",
+    "rpt_weekly_kpis",
+    "rpt_monthly_kpis",
+    "rpt_call_list",
+    "rpt_stage_transitions",
+    "fct_customer_weekly_status",
+    "rpt_cohort_retention_monthly",
+    "rpt_cohort_retention_weekly",
+    "rpt_service_quality",
+    "rpt_satisfaction_quarterly",
+    "rpt_survey_comments",
+    "rpt_campaign_results",
+    "rpt_campaign_reasons",
+)
 
 
 class SourcesNotReady(RuntimeError):

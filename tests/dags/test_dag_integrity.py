@@ -79,3 +79,13 @@ def test_dag_files_import_nothing_heavy_at_parse_time():
     env = {**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_every_mart_has_a_gx_suite_and_is_gated():
+    """A new mart without a suite would reach BI unchecked: fail until it has one."""
+    from retention_pipeline.weekly_tasks import MART_GATES
+
+    marts = {p.stem for p in (ROOT / "dbt_project" / "models" / "marts").rglob("*.sql")}
+    suites = {p.stem.removeprefix("marts_") for p in (ROOT / "expectations").glob("marts_*.json")}
+    assert marts <= suites, f"marts without a GX suite: {sorted(marts - suites)}"
+    assert marts <= set(MART_GATES), f"marts not gated: {sorted(marts - set(MART_GATES))}"
