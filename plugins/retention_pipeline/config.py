@@ -51,6 +51,8 @@ class Settings:
     max_revenue_change: float = 1.0
     max_stage_share_shift_pp: float = 15.0
     drift_warning_ratio: float = 0.5
+    # marts smaller than this are too small for a relative row-count change to mean much
+    drift_min_rows: int = 100
     alert_recipients: tuple[str, ...] = ()
     alert_webhook_url: str | None = None
     # entity -> source system (sources/config.py); None: every entity from the landing folder
@@ -107,6 +109,7 @@ def get_settings() -> Settings:
         max_revenue_change=float(_env("RETENTION_MAX_REVENUE_CHANGE", "1.0")),
         max_stage_share_shift_pp=float(_env("RETENTION_MAX_STAGE_SHARE_SHIFT_PP", "15")),
         drift_warning_ratio=float(_env("RETENTION_DRIFT_WARNING_RATIO", "0.5")),
+        drift_min_rows=int(_env("RETENTION_DRIFT_MIN_ROWS", "100")),
         alert_recipients=_env_list("RETENTION_ALERT_RECIPIENTS"),
         alert_webhook_url=os.environ.get("RETENTION_ALERT_WEBHOOK_URL", "").strip() or None,
         outreach_sinks=_env_list("RETENTION_OUTREACH_SINKS", "csv,xlsx"),

@@ -203,6 +203,7 @@ def bounds_from_settings() -> DriftBounds:
         max_revenue_change=s.max_revenue_change,
         max_stage_share_shift_pp=s.max_stage_share_shift_pp,
         warning_ratio=s.drift_warning_ratio,
+        min_rows=s.drift_min_rows,
     )
 
 
