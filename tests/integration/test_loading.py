@@ -210,3 +210,60 @@ def test_a_file_dated_after_the_interval_waits_for_its_day(warehouse_db, tmp_pat
         assert batch is not None
         loading.publish_batch(conn, batch.batch_id)
     assert _rows("select order_id from raw.orders") == [("O9",)]
+
+
+def test_a_clean_batch_takes_the_typed_path_and_lands_as_row_by_row_checks_would(warehouse_db, tmp_path):
+    """The fast path (COPY straight into the raw types) must leave raw exactly as the
+    careful text path does: repeated keys, an extra column, quoted empty strings,
+    padded numbers and a BOM included."""
+    lines = [
+        HEADER + ",channel",
+        'O1,C1,2026-11-16T10:00:00+00:00,completed, 10.50 ,"",2026-11-16T10:00:00+00:00,web',
+        "O2,C2,2026-11-16T11:00:00+00:00,completed,20,EUR,2026-11-16T11:00:00+00:00,",
+        # a later version of O2 and an identical repeat of it: one row, the later one
+        "O2,C2,2026-11-16T11:00:00+00:00,refunded,20,EUR,2026-11-16T15:00:00+00:00,shop",
+        "O2,C2,2026-11-16T11:00:00+00:00,refunded,20,EUR,2026-11-16T15:00:00+00:00,shop",
+        "O3,C3,2026-11-16 12:00:00,cancelled,0,,2026-11-16 12:00:00,",
+    ]
+    landing = tmp_path / "landing"
+    path = _write(landing, "orders_2026-11-16.csv", lines)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    typed = _land_and_publish(landing)
+    assert typed is not None and typed.path == "typed"
+    query = """select order_id, customer_id, ordered_at, status, amount, currency, updated_at, _extra
+               from raw.orders order by order_id"""
+    via_copy = _rows(query)
+
+    with warehouse.connect() as conn:
+        conn.execute("truncate raw.orders")
+        conn.commit()
+        stream = loading.StreamedFile(
+            name="the same rows, streamed",
+            columns=lines[0].split(","),
+            chunks=iter(["\n".join(lines[1:]).encode() + b"\n"]),
+        )
+        checked = loading.land_files(conn, "orders", landing, DAY, NEXT, streams=[stream])
+        assert checked is not None and checked.path == "text"
+        loading.publish_batch(conn, checked.batch_id)
+    assert _rows(query) == via_copy
+    assert [r[0] for r in via_copy] == ["O1", "O2", "O3"]
+    assert via_copy[0][4:6] == (10.5, None) and via_copy[0][7] == {"channel": "web"}
+    assert via_copy[1][3] == "refunded"
+    assert (typed.rows_read, typed.rows_valid, typed.rows_rejected) == (5, 3, 0)
+
+
+def test_one_bad_value_sends_the_whole_batch_down_the_checked_path(warehouse_db, tmp_path):
+    landing = tmp_path / "landing"
+    _write(
+        landing,
+        "orders_2026-11-16.csv",
+        [
+            HEADER,
+            "O1,C1,2026-11-16T10:00:00+00:00,completed,10,EUR,2026-11-16T10:00:00+00:00",
+            "O2,C1,2026-11-16T10:00:00+00:00,completed,ten,EUR,2026-11-16T10:00:00+00:00",
+        ],
+    )
+    batch = _land_and_publish(landing)
+    assert batch is not None and batch.path == "text"
+    assert _rows("select order_id from raw.orders") == [("O1",)]
+    assert _rows("select order_id, _line_number from quarantine.orders") == [("O2", 3)]
