@@ -4,13 +4,19 @@
     BENCH_ROWS=500000 BENCH_OUT=/tmp/b.json make bench
 
 It writes one orders CSV (the landing contract's columns, generated with numpy), then
-loads it three ways into fresh tables of one scratch database on the configured
-warehouse server (``RETENTION_WAREHOUSE_URL``, else the embedded one):
+loads it five ways, each into a fresh scratch database on the configured warehouse
+server (``RETENTION_WAREHOUSE_URL``, else the embedded one):
 
-* ``loader``: ``loading.land_files`` + ``publish_batch``, i.e. COPY into a text batch
-  table, the rule checks and the split in SQL, the merge into ``raw.orders``;
-* ``copy``: one ``COPY ... FROM STDIN`` of the same file into a typed table (the floor:
-  what the server can take);
+* ``loader``: ``loading.land_files`` + ``publish_batch`` on the clean file. Every row is
+  clean, so it takes the typed path: COPY (two parallel sessions) straight into the
+  raw types, the hard rules and the one-version-per-key check on typed values, then
+  the merge into ``raw.orders`` (primary key rebuilt after, as raw starts empty);
+* ``loader_checked``: the same file plus two bad rows, so the batch goes the careful
+  way: COPY into text columns, every rule checked row by row, quarantine, merge;
+* ``copy``: one ``COPY ... FROM STDIN`` of the file into a typed table without a key
+  (the floor: what the server can take);
+* ``copy_keyed``: the same into a table shaped like ``raw.orders`` (same types, same
+  primary key): what ``COPY raw.orders FROM`` would cost without any checks;
 * ``to_sql``: ``pandas.read_csv`` + ``DataFrame.to_sql`` at its defaults (what a quick
   script would do).
 
@@ -83,14 +89,38 @@ def _run_loader(csv_path: Path) -> dict[str, Any]:
     return {"seconds": t2 - t0, "land_seconds": t1 - t0, "publish_seconds": t2 - t1, "rows_in_table": loaded}
 
 
-def _run_copy(csv_path: Path) -> dict[str, Any]:
+def _run_loader_checked(csv_path: Path) -> dict[str, Any]:
+    """The same file with a few bad rows appended: every row goes the row-by-row way."""
+    checked = csv_path.parent.parent / "checked" / "orders" / csv_path.name
+    checked.parent.mkdir(parents=True, exist_ok=True)
+    with checked.open("wb") as out, csv_path.open("rb") as src:
+        for block in iter(lambda: src.read(1 << 20), b""):
+            out.write(block)
+        out.write(b"OX1,C1,2026-11-20T10:00:00+00:00,completed,abc,EUR,2026-11-20T10:00:00+00:00\n")
+        out.write(b"OX2,C1,2026-11-20T10:00:00+00:00,lost,1.00,EUR,2026-11-20T10:00:00+00:00\n")
+    try:
+        result = _run_loader(checked)
+    finally:
+        checked.unlink()
+    result["rows_in_table"] += 2  # the two quarantined rows: same row count as the others
+    return result
+
+
+def _run_copy(csv_path: Path, keyed: bool = False) -> dict[str, Any]:
     from retention_pipeline import warehouse
 
     with warehouse.connect() as conn:
-        conn.execute(
-            """create table bench_copy (order_id text, customer_id text, ordered_at timestamptz,
-               status text, amount numeric(14,2), currency text, updated_at timestamptz)"""
-        )
+        if keyed:  # what COPY straight into raw.orders would cost: same types, same key
+            warehouse.bootstrap()
+            conn.execute("create table bench_copy (like raw.orders including all)")
+            conn.execute(
+                "alter table bench_copy alter _batch_id set default 0, alter _loaded_at set default now()"
+            )
+        else:
+            conn.execute(
+                """create table bench_copy (order_id text, customer_id text, ordered_at timestamptz,
+                   status text, amount numeric(14,2), currency text, updated_at timestamptz)"""
+            )
         conn.commit()
         t0 = time.perf_counter()
         with (
@@ -129,7 +159,13 @@ def _run_to_sql(csv_path: Path) -> dict[str, Any]:
     }
 
 
-METHODS = {"loader": _run_loader, "copy": _run_copy, "to_sql": _run_to_sql}
+METHODS = {
+    "loader": _run_loader,
+    "loader_checked": _run_loader_checked,
+    "copy": _run_copy,
+    "copy_keyed": lambda path: _run_copy(path, keyed=True),
+    "to_sql": _run_to_sql,
+}
 
 
 def _peak_rss_mb() -> float:
@@ -199,7 +235,7 @@ def _spawn(method: str, csv_path: Path, url: str, traced: bool = False) -> dict[
 def main() -> None:
     rows = int(os.environ.get("BENCH_ROWS", "2000000"))
     out = Path(os.environ.get("BENCH_OUT", "bench_results.json"))
-    methods = os.environ.get("BENCH_METHODS", "loader,copy,to_sql").split(",")
+    methods = os.environ.get("BENCH_METHODS", "loader,loader_checked,copy,copy_keyed,to_sql").split(",")
     work = Path(tempfile.mkdtemp(prefix="retention-bench-"))
     csv_path = work / "orders" / "orders_bench.csv"
     csv_path.parent.mkdir()
@@ -209,15 +245,18 @@ def main() -> None:
         f"generated {rows:,} orders ({csv_path.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t0:.1f} s"
     )
 
-    _, address = _database(os.environ.get("BENCH_ADMIN_URL"))
     results: dict[str, Any] = {}
+    address = None
     try:
-        url = address.sqlalchemy_url("psycopg")
         for method in methods:
-            results[method] = _spawn(method, csv_path, url)
+            # a database of its own for each way: none pays for another's leftovers
+            if address is not None:
+                _drop(address)
+            _, address = _database(os.environ.get("BENCH_ADMIN_URL"))
+            results[method] = _spawn(method, csv_path, address.sqlalchemy_url("psycopg"))
             results[method]["rows_per_second"] = rows / results[method]["seconds"]
             print(
-                f"{method:>8}: {results[method]['seconds']:7.2f} s  {results[method]['rows_per_second']:>12,.0f} rows/s  "
+                f"{method:>14}: {results[method]['seconds']:7.2f} s  {results[method]['rows_per_second']:>12,.0f} rows/s  "
                 f"peak RSS {results[method]['peak_rss_mb']:7.1f} MiB"
             )
         if "loader" in methods:
@@ -227,15 +266,18 @@ def main() -> None:
             results["loader"]["tracemalloc_peak_mb"] = traced["tracemalloc_peak_mb"]
             print(f"  loader under tracemalloc: Python peak {traced['tracemalloc_peak_mb']:.1f} MiB")
     finally:
-        _drop(address)
-    if "copy" in results:
+        if address is not None:
+            _drop(address)
+    for base in ("copy", "copy_keyed", "to_sql"):
+        if base not in results:
+            continue
         for method in results:
-            results[method]["ratio_to_copy"] = (
-                results[method]["rows_per_second"] / results["copy"]["rows_per_second"]
+            results[method][f"ratio_to_{base}"] = (
+                results[method]["rows_per_second"] / results[base]["rows_per_second"]
             )
         print(
-            "ratios to a bare COPY: "
-            + ", ".join(f"{m} {r['ratio_to_copy']:.3f}x" for m, r in results.items())
+            f"ratios to {base}: "
+            + ", ".join(f"{m} {r[f'ratio_to_{base}']:.3f}x" for m, r in results.items() if m != base)
         )
     report = {
         "rows": rows,

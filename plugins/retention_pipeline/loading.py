@@ -19,10 +19,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 import logging
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -226,6 +228,8 @@ def land_files(
         batch = _land(conn, entity, batch_id, files, interval_end, future_tolerance_minutes)
     except Exception as exc:
         conn.rollback()
+        table = f"landing.{entity_name}_b{batch_id}"
+        conn.execute(f"drop table if exists {table}, {table}_typed, {table}_rejected")
         conn.execute(
             "update ops.load_batches set status = 'failed', error = %s, finished_at = clock_timestamp() where batch_id = %s",
             (str(exc)[:4000], batch_id),
@@ -270,8 +274,7 @@ def _land(
         extra.update(dict.fromkeys(c for c in columns if c not in known))
         plans.append((path, digest, columns))
 
-    conn.execute("set local timezone = 'UTC'")  # timestamps without an offset are UTC
-    conn.execute(f"set local maintenance_work_mem = '{_SORT_MEMORY}'")
+    _session_settings(conn)
     counts: dict[str, int] | None = None
     if all(not isinstance(p, StreamedFile) and p.suffix != ".jsonl" for p, _, _ in plans):
         counts = _land_typed(conn, entity, table, plans, list(extra), interval_end, future_tolerance_minutes)
@@ -342,12 +345,18 @@ def _copy_into(
     columns: list[str],
     options: str = "",
     tag_rows: bool = True,
+    span: tuple[int, int] | None = None,
 ) -> int:
-    """COPY one file into ``table``; returns the rows copied. The file name rides in a
-    column default, so no second pass over the rows is needed to tag them."""
+    """COPY one file (or the byte ``span`` of whole records of a CSV file) into
+    ``table``; returns the rows copied. The file name rides in a column default, so no
+    second pass over the rows is needed to tag them."""
     if tag_rows:
         conn.execute(f"alter table {table} alter column _source_file set default {_literal(path.name)}")
-    stream, header = _open_stream(path)
+    if span is None:
+        stream, header = _open_stream(path)
+    else:
+        assert isinstance(path, Path)
+        stream, header = _read_span(path, *span), False
     cursor = conn.cursor()
     with cursor.copy(
         f"copy {table} ({', '.join(columns)}) from stdin with (format csv, header {str(header).lower()}{options})"
@@ -394,28 +403,25 @@ def _land_typed(
     COPY parses straight into the raw types (the server's own input functions, the
     cheapest parse there is), the hard rules run on typed values, and the batch table
     becomes ``..._typed`` in place: one write of the rows instead of three (text,
-    checked, typed). The first value that does not parse, or any row that breaks a
-    rule, rolls this back to a savepoint and returns None: the careful text path then
-    re-reads the files and quarantines row by row, so the result is the same either
-    way. Only files qualify (a source extract is streamed once and cannot be re-read).
+    checked, typed). Large CSV files are cut at record boundaries and copied by
+    parallel sessions. The first value that does not parse, or any row that breaks a
+    rule, drops this attempt and returns None: the careful text path then re-reads the
+    files and quarantines row by row, so the result is the same either way. Only files
+    qualify (a source extract is streamed once and cannot be re-read).
     """
     from psycopg import errors as pg_errors
 
     key, version = entity.key, entity.version_column
     col_defs = ", ".join([f"{c.name} {c.sql_type}" for c in entity.columns] + [f"{x} text" for x in extra])
-    conn.execute("savepoint typed_copy")
     # no _row / _source_file columns here: nothing of this path is quarantined, and a
     # per-row default costs as much as parsing a column
     conn.execute(f"create unlogged table {table} ({col_defs})")
-    counts: dict[str, int] = {}
+    conn.commit()  # visible to the parallel COPY sessions; an abandoned attempt is dropped
+    _session_settings(conn)
     try:
-        for path, _digest, columns in plans:
-            # a quoted empty string is "no value" here, as on the text path
-            counts[path.name] = _copy_into(
-                conn, table, path, columns, f", force_null ({', '.join(columns)})", tag_rows=False
-            )
+        counts = _copy_typed(conn, table, plans)
     except pg_errors.DataError as exc:
-        conn.execute("rollback to savepoint typed_copy")
+        _abandon(conn, table)
         log.info(
             "%s: a value does not parse (%s); checking the batch row by row",
             entity.name,
@@ -442,7 +448,7 @@ def _land_typed(
     )
     broken = scalar(conn, f"select count(*) from {table} where " + " or ".join(f"({r})" for r in rules))
     if broken:
-        conn.execute("rollback to savepoint typed_copy")
+        _abandon(conn, table)
         log.info("%s: %d rows break a rule; checking the batch row by row", entity.name, broken)
         return None
 
@@ -471,7 +477,7 @@ def _land_typed(
                  group by {key} having count(distinct h) > 1) x""",
         )
         if clash:
-            conn.execute("rollback to savepoint typed_copy")
+            _abandon(conn, table)
             log.info(
                 "%s: %d keys repeat with different content; checking the batch row by row", entity.name, clash
             )
@@ -489,8 +495,114 @@ def _land_typed(
         f"""create unlogged table {table}_rejected
             ({known}, _extra jsonb, _reason text, _source_file text, _line_number bigint)"""
     )
-    conn.execute("release savepoint typed_copy")
     return counts
+
+
+# Files at least this large are cut into COPY_STREAMS runs of records copied by parallel
+# sessions (two streams measured 1.77x one on 2 cores; more streams than cores do not pay).
+COPY_STREAMS = 2
+SPLIT_MIN_BYTES = 16 << 20
+
+
+def _session_settings(conn: psycopg.Connection) -> None:
+    conn.execute("set local timezone = 'UTC'")  # timestamps without an offset are UTC
+    conn.execute(f"set local maintenance_work_mem = '{_SORT_MEMORY}'")
+
+
+def _abandon(conn: psycopg.Connection, table: str) -> None:
+    """Give up the typed attempt: its (committed, unlogged) table goes, nothing else."""
+    conn.rollback()
+    conn.execute(f"drop table if exists {table}")
+    _session_settings(conn)
+
+
+def _copy_typed(
+    conn: psycopg.Connection, table: str, plans: list[tuple[Path | StreamedFile, str, list[str]]]
+) -> dict[str, int]:
+    import psycopg
+
+    pieces: list[tuple[Path | StreamedFile, list[str], tuple[int, int] | None]] = []
+    for path, _digest, columns in plans:
+        spans: list[tuple[int, int] | None] = [None]
+        if isinstance(path, Path) and path.suffix == ".csv" and path.stat().st_size >= SPLIT_MIN_BYTES:
+            spans = list(csv_record_spans(path, COPY_STREAMS))
+        pieces.extend((path, columns, span) for span in spans)
+
+    def copy(
+        session: psycopg.Connection, piece: tuple[Path | StreamedFile, list[str], tuple[int, int] | None]
+    ) -> int:
+        path, columns, span = piece
+        # a quoted empty string is "no value" here, as on the text path
+        force_null = f", force_null ({', '.join(columns)})"
+        return _copy_into(session, table, path, columns, force_null, tag_rows=False, span=span)
+
+    counts: dict[str, int] = {}
+    if len(pieces) == 1:
+        counts[pieces[0][0].name] = copy(conn, pieces[0])
+        return counts
+    params = conn.info.get_parameters()
+    if conn.info.password:
+        params["password"] = conn.info.password
+
+    def worker(
+        share: list[tuple[Path | StreamedFile, list[str], tuple[int, int] | None]],
+    ) -> list[tuple[str, int]]:
+        with psycopg.connect(**params, autocommit=True) as session:  # type: ignore[arg-type]
+            session.execute("set timezone = 'UTC'")
+            return [(piece[0].name, copy(session, piece)) for piece in share]
+
+    shares = [pieces[i::COPY_STREAMS] for i in range(COPY_STREAMS)]
+    with ThreadPoolExecutor(max_workers=COPY_STREAMS) as pool:
+        for done in [pool.submit(worker, share) for share in shares if share]:
+            for name, rows in done.result():
+                counts[name] = counts.get(name, 0) + rows
+    return counts
+
+
+def csv_record_spans(path: Path, parts: int) -> Iterator[tuple[int, int]]:
+    """Byte ranges of up to ``parts`` runs of whole records of a CSV file, header excluded.
+
+    A newline ends a record only outside quotes, i.e. after an even number of quote
+    characters (RFC 4180 doubles a quote inside a field, which keeps the count even),
+    so one pass of ``bytes.count`` finds safe cuts without parsing the file.
+    """
+    size = path.stat().st_size
+    targets = [0] + [size * k // parts for k in range(1, parts)]
+    cuts: list[int] = []
+    quotes_before = 0  # quote characters before the current block
+    offset = 0
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(_COPY_CHUNK), b""):
+            while targets and offset + len(block) > targets[0]:
+                start = max(targets[0], cuts[-1] if cuts else 0) - offset
+                nl = block.find(b"\n", start)
+                while nl != -1 and (quotes_before + block.count(b'"', 0, nl)) % 2:
+                    nl = block.find(b"\n", nl + 1)
+                if nl == -1:
+                    targets[0] = offset + len(block)  # look on in the next block
+                    break
+                cuts.append(offset + nl + 1)
+                targets.pop(0)
+            quotes_before += block.count(b'"')
+            offset += len(block)
+            if not targets:
+                break
+    bounds = [*cuts, size]
+    for begin, end in itertools.pairwise(bounds):
+        if end > begin:
+            yield begin, end
+
+
+def _read_span(path: Path, begin: int, end: int) -> Iterator[bytes]:
+    with path.open("rb") as fh:
+        fh.seek(begin)
+        left = end - begin
+        while left > 0:
+            block = fh.read(min(_COPY_CHUNK, left))
+            if not block:
+                break
+            left -= len(block)
+            yield block
 
 
 def _extra_json(extra: list[str]) -> str:
