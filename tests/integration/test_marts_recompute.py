@@ -408,3 +408,81 @@ def test_an_old_week_rebuilt_after_newer_data_arrived_is_unchanged(
         assert len(before[mart]) > 0, f"{mart} is empty: nothing to compare"
     for mart in TIME_TRAVEL_MARTS:
         pd.testing.assert_frame_equal(after[mart], before[mart], obj=f"marts.{mart}")
+
+
+def _stage_history(grain: str) -> pd.DataFrame:
+    table = _read(f"select * from intermediate.int_customer_stage_history_{grain}").drop(
+        columns="loaded_through"
+    )
+    return table.sort_values(list(table.columns)).reset_index(drop=True)
+
+
+def test_an_incremental_week_recomputes_only_what_new_data_touches_and_equals_a_full_rebuild(
+    warehouse_db: object, tmp_path: Path
+) -> None:
+    landing = tmp_path / "landing"
+    sample_data.generate(
+        landing, end=AS_OF.date(), customers=400, seed=5, daily_from=EARLIER_AS_OF.date(), bad_rows=False
+    )
+    _load(landing, EARLIER_AS_OF)
+    _build(EARLIER_AS_OF)
+
+    # the new week's orders, plus a late refund of an order placed five weeks earlier
+    newer = tmp_path / "newer"
+    assert _newer_rows_only(landing, newer, EARLIER_AS_OF) > 0
+    refunded = _read(
+        f"""select * from raw.orders where status = 'completed'
+              and ordered_at < timestamptz '{EARLIER_AS_OF.isoformat()}' - interval '33 days'
+            order by ordered_at desc, order_id limit 1"""
+    ).iloc[0]
+    with (newer / "orders" / "orders_refunds_2026-11-18.csv").open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            ["order_id", "customer_id", "ordered_at", "status", "amount", "currency", "updated_at"]
+        )
+        writer.writerow(
+            [
+                refunded["order_id"],
+                refunded["customer_id"],
+                refunded["ordered_at"].isoformat(),
+                "refunded",
+                refunded["amount"],
+                refunded["currency"],
+                "2026-11-18T09:00:00+00:00",
+            ]
+        )
+    _load(newer, AS_OF)
+    _build(AS_OF)
+
+    # week ends before the refunded order kept the stages computed a week ago ...
+    kept = _read(
+        """select week_end_at, max(loaded_through) as seen from intermediate.int_customer_stage_history_weekly
+           group by 1 order by 1"""
+    )
+    latest = kept["seen"].max()
+    untouched = kept[kept["week_end_at"] <= refunded["ordered_at"]]
+    recomputed = kept[kept["week_end_at"] > refunded["ordered_at"]]
+    assert len(untouched) >= 7 and (untouched["seen"] < latest).all()
+    assert len(recomputed) >= 5 and (recomputed["seen"] == latest).all()
+
+    # ... and the result is what a rebuild from scratch gives
+    incremental = {grain: _stage_history(grain) for grain in ("weekly", "monthly")}
+    marts = _snapshot()
+    run_dbt(
+        [
+            "build",
+            "--full-refresh",
+            "--select",
+            "int_customer_stage_history_weekly+",
+            "int_customer_stage_history_monthly+",
+            "--exclude",
+            "test_type:unit",
+            "fct_customer_weekly_status",
+        ],
+        vars_={"as_of": AS_OF.isoformat()},
+    )
+    for grain in ("weekly", "monthly"):
+        pd.testing.assert_frame_equal(_stage_history(grain), incremental[grain], obj=grain)
+    rebuilt = _snapshot()
+    for mart in TIME_TRAVEL_MARTS:
+        pd.testing.assert_frame_equal(rebuilt[mart], marts[mart], obj=f"marts.{mart}")

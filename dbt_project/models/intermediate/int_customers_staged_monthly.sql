@@ -1,22 +1,33 @@
--- The churn stage of every customer with orders at every month end of the
--- monthly KPI history (the current partial month ends at as_of). Same
--- definition as the weekly history: macros/customer_stages.sql.
+-- The churn stage of every customer with orders at each month end of this run's
+-- window (int_months_enumerated), read from the stored history
+-- (int_customer_stage_history_monthly) with the run's month_index attached.
 with
 
-orders as (
-    select * from {{ ref('stg_shop__orders') }}
+history as (
+    select * from {{ ref('int_customer_stage_history_monthly') }}
 ),
 
 months as (
     select * from {{ ref('int_months_enumerated') }}
 ),
 
-staged as (
-    {{ customer_stages('months', 'month_index', 'month_end_at', 'orders') }}
-),
-
 final as (
-    select * from staged
+    select
+        history.customer_id,
+        months.month_index,
+        history.month_end_at,
+        history.first_order_at,
+        history.last_order_at,
+        history.orders_count,
+        history.net_revenue,
+        history.trailing_12m_revenue,
+        history.recency_days,
+        history.expected_gap_days,
+        history.gap_ratio,
+        history.churn_stage
+    from history
+    inner join months
+        on history.month_end_at = months.month_end_at
 )
 
 select * from final
