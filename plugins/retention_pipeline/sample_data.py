@@ -157,6 +157,7 @@ def generate(
     daily_from: date | None = None,
     bad_rows: bool = True,
     managers: int = 8,
+    ticket_rate: float = 1.0,
 ) -> dict[str, int]:
     """Write sample customers, orders, tickets and surveys under ``landing_dir``.
 
@@ -169,7 +170,9 @@ def generate(
     day before ``end``. Existing files of the same names are overwritten.
 
     ``bad_rows`` appends a fixed set of invalid but well-formed rows (see
-    :func:`_bad_order_rows`) to the latest orders and surveys files.
+    :func:`_bad_order_rows`) to the latest orders and surveys files. ``ticket_rate``
+    multiplies how many support tickets a customer opens (about 0.3 each at 1.0; the
+    benchmark raises it to reach a helpdesk-sized ticket volume).
 
     The same arguments give byte-identical files. Returns rows written per entity.
     """
@@ -177,6 +180,8 @@ def generate(
         raise TypeError("end and daily_from are dates, not datetimes")
     if customers < 1:
         raise ValueError("customers must be at least 1")
+    if ticket_rate <= 0:
+        raise ValueError("ticket_rate must be positive")
     if not 1 <= managers <= 99:
         raise ValueError("managers must be between 1 and 99")
     period_days = round(years * 365.25)
@@ -189,7 +194,7 @@ def generate(
 
     people = _make_customers(rng, customers, start_s, end_s, managers)
     orders = _make_orders(rng, people, end_s)
-    tickets = _make_tickets(rng, people, orders, end_s, managers)
+    tickets = _make_tickets(rng, people, orders, end_s, managers, ticket_rate)
     surveys = _make_surveys(rng, people, orders, tickets, end_s)
     _settle_customer_updates(rng, people, orders, tickets, surveys, end_s)
 
@@ -415,10 +420,10 @@ def _repeat_order_times(
 
 
 def _make_tickets(
-    rng: np.random.Generator, people: _People, orders: _Orders, end_s: int, managers: int
+    rng: np.random.Generator, people: _People, orders: _Orders, end_s: int, managers: int, rate: float = 1.0
 ) -> _Tickets:
     per_customer = np.bincount(orders.customer, minlength=people.created.size)
-    lam = np.where(people.leaves, TICKETS_PER_LEAVER, TICKETS_PER_STAYER)
+    lam = np.where(people.leaves, TICKETS_PER_LEAVER, TICKETS_PER_STAYER) * rate
     count = np.where(per_customer > 0, rng.poisson(lam), 0)
     customer = np.repeat(np.arange(count.size), count)
     t = customer.size
