@@ -43,10 +43,12 @@ typecheck: install
 docs: install
 	$(BIN)/retention dbt -- docs generate
 
-## make bench: the loader vs a bare COPY vs pandas to_sql (BENCH_ROWS, BENCH_OUT)
+## make bench: the loader vs a bare COPY vs pandas to_sql (BENCH_ROWS), then the real DAGs at
+## three scales (BENCH_CUSTOMERS, BENCH_SCALES; own temporary warehouses); both write BENCH_OUT
 bench: install
 	$(BIN)/retention warehouse start
 	$(BIN)/python bench/ingest_bench.py
+	$(BIN)/python bench/pipeline_bench.py
 
 warehouse-stop:
 	-$(BIN)/retention warehouse stop
