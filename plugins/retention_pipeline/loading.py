@@ -275,12 +275,11 @@ def _land(
         plans.append((path, digest, columns))
 
     _session_settings(conn)
-    counts: dict[str, int] | None = None
+    typed = None
     if all(not isinstance(p, StreamedFile) and p.suffix != ".jsonl" for p, _, _ in plans):
-        counts = _land_typed(conn, entity, table, plans, list(extra), interval_end, future_tolerance_minutes)
-    fast = counts is not None
-    if counts is None:
-        counts = _land_text(conn, entity, table, plans, list(extra))
+        typed = _land_typed(conn, entity, table, plans, list(extra), interval_end, future_tolerance_minutes)
+    fast = typed is not None
+    counts, repeats = typed if typed is not None else (_land_text(conn, entity, table, plans, list(extra)), 0)
     for path, digest, _ in plans:
         if isinstance(path, StreamedFile):
             digest = path.sha256  # known only now that every block went through COPY
@@ -294,8 +293,10 @@ def _land(
     if not fast:
         _split(conn, entity, table, list(extra), interval_end, future_tolerance_minutes)
         conn.execute(f"drop table {table}")
-    valid = scalar(conn, f"select count(*) from {table}_typed")
-    rejected = scalar(conn, f"select count(*) from {table}_rejected")
+        valid = scalar(conn, f"select count(*) from {table}_typed")
+        rejected = scalar(conn, f"select count(*) from {table}_rejected")
+    else:  # known without counting: every row is valid, older versions were deleted
+        valid, rejected = rows_read - repeats, 0
     conn.execute(
         """update ops.load_batches set rows_read = %s, rows_loaded = %s, rows_quarantined = %s,
            extra_columns = %s where batch_id = %s""",
@@ -397,8 +398,9 @@ def _land_typed(
     extra: list[str],
     interval_end: datetime,
     future_tolerance_minutes: int,
-) -> dict[str, int] | None:
-    """The fast path for a batch of files in which every row is clean.
+) -> tuple[dict[str, int], int] | None:
+    """The fast path for a batch of files in which every row is clean; returns the rows
+    per file and how many older versions of repeated keys it dropped.
 
     COPY parses straight into the raw types (the server's own input functions, the
     cheapest parse there is), the hard rules run on typed values, and the batch table
@@ -452,6 +454,7 @@ def _land_typed(
         log.info("%s: %d rows break a rule; checking the batch row by row", entity.name, broken)
         return None
 
+    repeats = 0
     # One version per key. A unique index is the cheapest way to learn there is none to
     # merge (one parallel sort); only when it fails are the repeated keys looked at.
     conn.execute("savepoint typed_unique")
@@ -482,7 +485,9 @@ def _land_typed(
                 "%s: %d keys repeat with different content; checking the batch row by row", entity.name, clash
             )
             return None
-        conn.execute(f"delete from {table} t using _repeated r where t.ctid = r.at and r.n > 1")
+        repeats = conn.execute(
+            f"delete from {table} t using _repeated r where t.ctid = r.at and r.n > 1"
+        ).rowcount
         conn.execute("drop table _repeated")
 
     conn.execute(f"alter table {table} add column _extra jsonb")
@@ -495,7 +500,7 @@ def _land_typed(
         f"""create unlogged table {table}_rejected
             ({known}, _extra jsonb, _reason text, _source_file text, _line_number bigint)"""
     )
-    return counts
+    return counts, repeats
 
 
 # Files at least this large are cut into COPY_STREAMS runs of records copied by parallel
@@ -773,7 +778,7 @@ def publish_batch(conn: psycopg.Connection, batch_id: int) -> dict[str, int]:
     table = f"landing.{entity_name}_b{batch_id}"
     cols = entity.column_names
     col_list = ", ".join(cols)
-    merged = _merge_into_raw(conn, entity, f"{table}_typed", batch_id)
+    merged = _merge_into_raw(conn, entity, f"{table}_typed", batch_id, rows_read)
     quarantined = conn.execute(
         f"""insert into quarantine.{entity_name} ({col_list}, _extra, _reason, _source_file, _line_number, _batch_id, _quarantined_at)
             select {col_list}, _extra, _reason, _source_file, _line_number, %s, clock_timestamp()
@@ -829,9 +834,13 @@ def publish_batch(conn: psycopg.Connection, batch_id: int) -> dict[str, int]:
 BULK_MERGE_MIN_ROWS = 100_000
 
 
-def _merge_into_raw(conn: psycopg.Connection, entity: Entity, typed: str, batch_id: int) -> int:
+def _merge_into_raw(
+    conn: psycopg.Connection, entity: Entity, typed: str, batch_id: int, batch_rows: int
+) -> int:
     """Latest ``updated_at`` wins: update the keys raw has in an older (or, at the same
     version, a different) form, insert the keys it does not have. Returns rows changed.
+    ``batch_rows`` (the rows read, an upper bound of the batch's keys) decides whether
+    this is a bulk merge.
 
     Plain UPDATE + INSERT rather than ``INSERT ... ON CONFLICT``: speculative insertion
     probes the index row by row, which measured 1.6x slower on a 2M-row batch. The
@@ -844,7 +853,6 @@ def _merge_into_raw(conn: psycopg.Connection, entity: Entity, typed: str, batch_
     col_list = ", ".join(cols)
     conn.execute(f"lock table {raw} in share row exclusive mode")
     conn.execute(f"set local maintenance_work_mem = '{_SORT_MEMORY}'")
-    batch_rows = scalar(conn, f"select count(*) from {typed}")
     raw_rows = scalar(conn, f"select reltuples::bigint from pg_class where oid = '{raw}'::regclass")
     primary_key = None
     if batch_rows >= BULK_MERGE_MIN_ROWS and batch_rows > raw_rows:
