@@ -11,52 +11,9 @@
     )
 }}
 -- The churn stage of every customer with orders, kept per month end. A run computes
--- only the month ends of its window that are not stored yet (after its pre-hook
+-- only the month ends of its window that are not stored yet, after its pre-hook
 -- dropped the one ending at as_of and those that orders loaded since could
--- change), so a normal week adds a period or two instead of recomputing the
--- whole window, and the result equals a full recompute (--full-refresh). The stage itself is defined once, in
--- macros/customer_stages.sql; only orders placed before each month end count.
-with
-
-orders as (
-    select * from {{ ref('stg_shop__orders') }}
-),
-
-months as (
-    select * from {{ ref('int_months_enumerated') }}
-),
-
-months_to_build as (
-    select *
-    from months
-    {% if is_incremental() -%}
-    where not exists (
-        select from {{ this }} as stored
-        where stored.month_end_at = months.month_end_at
-    )
-    {%- endif %}
-),
-
-staged as (
-    {{ customer_stages('months_to_build', 'month_index', 'month_end_at', 'orders') }}
-),
-
-final as (
-    select
-        customer_id,
-        month_end_at,
-        first_order_at,
-        last_order_at,
-        orders_count,
-        net_revenue,
-        trailing_12m_revenue,
-        recency_days,
-        expected_gap_days,
-        gap_ratio,
-        churn_stage,
-        -- the raw load batches this computation saw (see delete_stale_period_ends)
-        (select coalesce(max(batch_id), 0) from orders) as loaded_through
-    from staged
-)
-
-select * from final
+-- change: a normal week adds a period or two instead of recomputing the whole
+-- window, and the result equals a full recompute (--full-refresh). The body is
+-- macros/stage_history.sql; the stage itself is macros/customer_stages.sql.
+{{ stage_history('month', ref('int_months_enumerated')) }}
