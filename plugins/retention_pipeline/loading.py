@@ -345,14 +345,10 @@ def _copy_into(
     path: Path | StreamedFile,
     columns: list[str],
     options: str = "",
-    tag_rows: bool = True,
     span: tuple[int, int] | None = None,
 ) -> int:
     """COPY one file (or the byte ``span`` of whole records of a CSV file) into
-    ``table``; returns the rows copied. The file name rides in a column default, so no
-    second pass over the rows is needed to tag them."""
-    if tag_rows:
-        conn.execute(f"alter table {table} alter column _source_file set default {_literal(path.name)}")
+    ``table``; returns the rows copied."""
     if span is None:
         stream, header = _open_stream(path)
     else:
@@ -382,10 +378,11 @@ def _land_text(
     )
     counts: dict[str, int] = {}
     for path, _digest, columns in plans:
+        # the file name rides in a column default: no second pass over the rows to tag them
+        conn.execute(f"alter table {table} alter column _source_file set default {_literal(path.name)}")
         if isinstance(path, StreamedFile) or path.suffix != ".jsonl":
             counts[path.name] = _copy_into(conn, table, path, columns)
         else:
-            conn.execute(f"alter table {table} alter column _source_file set default {_literal(path.name)}")
             counts[path.name] = _copy_jsonl(conn, table, path, columns)
     return counts
 
@@ -539,7 +536,7 @@ def _copy_typed(
         path, columns, span = piece
         # a quoted empty string is "no value" here, as on the text path
         force_null = f", force_null ({', '.join(columns)})"
-        return _copy_into(session, table, path, columns, force_null, tag_rows=False, span=span)
+        return _copy_into(session, table, path, columns, force_null, span=span)
 
     counts: dict[str, int] = {}
     if len(pieces) == 1:
