@@ -53,6 +53,10 @@ class Settings:
     drift_warning_ratio: float = 0.5
     # marts smaller than this are too small for a relative row-count change to mean much
     drift_min_rows: int = 100
+    # Loader (loading.py): parallel COPY sessions for a large CSV file, and the per-session
+    # sort memory for a batch's unique index and raw's rebuilt primary key
+    load_copy_streams: int = 2
+    load_sort_memory: str = "256MB"
     alert_recipients: tuple[str, ...] = ()
     alert_webhook_url: str | None = None
     # entity -> source system (sources/config.py); None: every entity from the landing folder
@@ -110,6 +114,8 @@ def get_settings() -> Settings:
         max_stage_share_shift_pp=float(_env("RETENTION_MAX_STAGE_SHARE_SHIFT_PP", "15")),
         drift_warning_ratio=float(_env("RETENTION_DRIFT_WARNING_RATIO", "0.5")),
         drift_min_rows=int(_env("RETENTION_DRIFT_MIN_ROWS", "100")),
+        load_copy_streams=max(1, int(_env("RETENTION_LOAD_COPY_STREAMS", "2"))),
+        load_sort_memory=_env("RETENTION_LOAD_SORT_MEMORY", "256MB"),
         alert_recipients=_env_list("RETENTION_ALERT_RECIPIENTS"),
         alert_webhook_url=os.environ.get("RETENTION_ALERT_WEBHOOK_URL", "").strip() or None,
         outreach_sinks=_env_list("RETENTION_OUTREACH_SINKS", "csv,xlsx"),

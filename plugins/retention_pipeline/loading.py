@@ -30,6 +30,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from retention_pipeline.config import get_settings
 from retention_pipeline.entities import ENTITIES, Entity
 from retention_pipeline.warehouse import scalar
 
@@ -43,8 +44,6 @@ SUPPORTED_SUFFIXES = (".csv", ".jsonl", ".parquet", ".xlsx")
 # interval leaves it for later, so a backfill sees what it would have seen back then.
 _FILE_DATE = re.compile(r"_(\d{4}-\d{2}-\d{2})\.[a-z]+$")
 _COPY_CHUNK = 1 << 20
-# for the sorts behind a batch's unique index and raw's rebuilt primary key (per session)
-_SORT_MEMORY = "256MB"
 
 
 class BatchRejected(RuntimeError):
@@ -500,15 +499,14 @@ def _land_typed(
     return counts, repeats
 
 
-# Files at least this large are cut into COPY_STREAMS runs of records copied by parallel
-# sessions (two streams measured 1.77x one on 2 cores; more streams than cores do not pay).
-COPY_STREAMS = 2
+# CSV files at least this large are cut into runs of records copied by parallel sessions
+# (RETENTION_LOAD_COPY_STREAMS; two measured 1.77x one on 2 cores, more than cores do not pay).
 SPLIT_MIN_BYTES = 16 << 20
 
 
 def _session_settings(conn: psycopg.Connection) -> None:
     conn.execute("set local timezone = 'UTC'")  # timestamps without an offset are UTC
-    conn.execute(f"set local maintenance_work_mem = '{_SORT_MEMORY}'")
+    conn.execute(f"set local maintenance_work_mem = {_literal(get_settings().load_sort_memory)}")
 
 
 def _abandon(conn: psycopg.Connection, table: str) -> None:
@@ -523,11 +521,12 @@ def _copy_typed(
 ) -> dict[str, int]:
     import psycopg
 
+    streams = get_settings().load_copy_streams
     pieces: list[tuple[Path | StreamedFile, list[str], tuple[int, int] | None]] = []
     for path, _digest, columns in plans:
         spans: list[tuple[int, int] | None] = [None]
         if isinstance(path, Path) and path.suffix == ".csv" and path.stat().st_size >= SPLIT_MIN_BYTES:
-            spans = list(csv_record_spans(path, COPY_STREAMS))
+            spans = list(csv_record_spans(path, streams))
         pieces.extend((path, columns, span) for span in spans)
 
     def copy(
@@ -553,8 +552,8 @@ def _copy_typed(
             session.execute("set timezone = 'UTC'")
             return [(piece[0].name, copy(session, piece)) for piece in share]
 
-    shares = [pieces[i::COPY_STREAMS] for i in range(COPY_STREAMS)]
-    with ThreadPoolExecutor(max_workers=COPY_STREAMS) as pool:
+    shares = [pieces[i::streams] for i in range(streams)]
+    with ThreadPoolExecutor(max_workers=streams) as pool:
         for done in [pool.submit(worker, share) for share in shares if share]:
             for name, rows in done.result():
                 counts[name] = counts.get(name, 0) + rows
@@ -849,7 +848,7 @@ def _merge_into_raw(
     cols = entity.column_names
     col_list = ", ".join(cols)
     conn.execute(f"lock table {raw} in share row exclusive mode")
-    conn.execute(f"set local maintenance_work_mem = '{_SORT_MEMORY}'")
+    conn.execute(f"set local maintenance_work_mem = {_literal(get_settings().load_sort_memory)}")
     raw_rows = scalar(conn, f"select reltuples::bigint from pg_class where oid = '{raw}'::regclass")
     primary_key = None
     if batch_rows >= BULK_MERGE_MIN_ROWS and batch_rows > raw_rows:
