@@ -3,128 +3,228 @@
     `period_ends` (a CTE or relation with columns `period_key` and
     `period_end_at`). Only completed orders placed before each period end
     count, so a past period recomputed later gives the same answer.
-    `orders` is a CTE or relation shaped like stg_shop__orders.
+    `order_steps` is a relation shaped like int_customer_order_steps: every
+    completed order with its customer's running totals and next order time.
 
     Returns a query (usable as a CTE body) with one row per customer with at
     least one completed order before the period end: customer_id, the period
     key, period_end_at, first_order_at, last_order_at, orders_count,
     net_revenue, trailing_12m_revenue, recency_days, expected_gap_days,
-    gap_ratio, churn_stage. The weekly history (int_customers_staged_weekly)
-    and the monthly one (int_customers_staged_monthly) both call it, so the
-    stage of a week end and of a month end can never disagree.
+    gap_ratio, churn_stage. The weekly history (int_customer_stage_history_weekly)
+    and the monthly one (int_customer_stage_history_monthly) both call it, so
+    the stage of a week end and of a month end can never disagree.
+
+    How it stays cheap: the totals as of a period end are those of the
+    customer's last order before it (ordered_at < end <= next_ordered_at), so
+    a period end takes one range join on the few steps current at some period
+    end of the build (for most customers, their last order) instead of
+    re-aggregating all history once per period end. The trailing revenue is
+    the running revenue at the period end minus the running revenue at the
+    start of the trailing window, found the same way. Medians cannot be
+    carried forward: they are taken over the gaps up to each current step.
 -#}
-{% macro customer_stages(period_ends, period_key, period_end_at, orders) -%}
+{% macro customer_stages(period_ends, period_key, period_end_at, order_steps) -%}
     with
 
-    completed_orders as (
+    periods as (
         select
-            customer_id,
-            ordered_at,
-            ordered_date,
-            net_amount
-        from {{ orders }}
-        where is_completed
+            {{ period_key }} as period_key,
+            {{ period_end_at }} as period_end_at,
+            {{ shift_in_utc(
+                period_end_at,
+                'make_interval(months => -' ~ var('trailing_revenue_months') ~ ')'
+            ) }} as trailing_from_at
+        from {{ period_ends }}
     ),
 
-    orders_before_period_end as (
+    bounds as (
         select
-            period_ends.{{ period_key }} as period_key,
-            period_ends.{{ period_end_at }} as period_end_at,
-            completed_orders.customer_id,
-            completed_orders.ordered_at,
-            completed_orders.ordered_date,
-            completed_orders.net_amount
-        from {{ period_ends }} as period_ends
-        inner join completed_orders
-            on completed_orders.ordered_at < period_ends.{{ period_end_at }}
+            min(period_end_at) as earliest_period_end_at,
+            max(period_end_at) as latest_period_end_at,
+            min(trailing_from_at) as earliest_trailing_from_at,
+            max(trailing_from_at) as latest_trailing_from_at
+        from periods
     ),
 
-    order_totals as (
-        select
-            period_key,
-            period_end_at,
-            customer_id,
-            min(ordered_at) as first_order_at,
-            max(ordered_at) as last_order_at,
-            count(*) as orders_count,
-            sum(net_amount) as net_revenue,
-            coalesce(
-                sum(net_amount) filter (
-                    where ordered_at >= {{ shift_in_utc(
-                        'period_end_at',
-                        'make_interval(months => -' ~ var('trailing_revenue_months') ~ ')'
-                    ) }}
-                ),
-                0
-            ) as trailing_12m_revenue
-        from orders_before_period_end
-        group by 1, 2, 3
-    ),
-
-    -- several orders on one day are one order day: gaps are between distinct dates
-    order_days as (
-        select distinct
-            period_key,
-            customer_id,
-            ordered_date
-        from orders_before_period_end
+    order_steps as (
+        select * from {{ order_steps }}
     ),
 
     order_day_gaps as (
         select
-            period_key,
             customer_id,
+            ordered_at,
             ordered_date,
-            row_number() over (
-                partition by period_key, customer_id order by ordered_date
-            ) as order_day_number,
-            ordered_date - lag(ordered_date) over (
-                partition by period_key, customer_id order by ordered_date
-            ) as gap_days
-        from order_days
+            gap_days,
+            starts_second_order_day
+        from order_steps
+        where gap_days is not null
     ),
 
+    -- the steps some period end of this build falls in (ordered_at < end <= next)
+    current_steps as (
+        select
+            order_steps.customer_id,
+            order_steps.ordered_at,
+            order_steps.ordered_date,
+            order_steps.next_ordered_at,
+            order_steps.first_order_at,
+            order_steps.orders_count,
+            order_steps.net_revenue
+        from order_steps
+        cross join bounds
+        where order_steps.ordered_at < bounds.latest_period_end_at
+            and (
+                order_steps.next_ordered_at is null
+                or order_steps.next_ordered_at >= bounds.earliest_period_end_at
+            )
+            and exists (
+                select from periods
+                where periods.period_end_at > order_steps.ordered_at
+                    and (
+                        order_steps.next_ordered_at is null
+                        or periods.period_end_at <= order_steps.next_ordered_at
+                    )
+            )
+    ),
+
+    -- the running revenue just before each trailing window, kept for the
+    -- customers who ordered both before the window and inside it (everyone
+    -- else has all or none of their revenue in it): a map period key ->
+    -- revenue per customer
+    revenue_before_trailing_window as (
+        select
+            order_steps.customer_id,
+            jsonb_object_agg(periods.period_key::text, order_steps.net_revenue) as by_period
+        from order_steps
+        cross join bounds
+        inner join periods
+            on order_steps.ordered_at < periods.trailing_from_at
+            and order_steps.next_ordered_at >= periods.trailing_from_at
+            and order_steps.next_ordered_at < periods.period_end_at
+        where order_steps.ordered_at < bounds.latest_trailing_from_at
+            and order_steps.next_ordered_at >= bounds.earliest_trailing_from_at
+        group by 1
+    ),
+
+    -- the customer's own rhythm as of each current step: the median gap
+    -- between their order days up to it (grouped bytewise, collate "C": the
+    -- sort of every (step, earlier gap) pair is the costliest step here)
     own_rhythms as (
         select
-            period_key,
-            customer_id,
-            percentile_cont(0.5) within group (order by gap_days) as median_gap_days
-        from order_day_gaps
-        where gap_days is not null
+            rhythm_points.customer_id collate "C" as customer_id,
+            rhythm_points.ordered_date,
+            percentile_cont(0.5) within group (order by order_day_gaps.gap_days) as median_gap_days
+        from (
+            select distinct customer_id, ordered_date
+            from current_steps
+            where orders_count >= {{ var('min_orders_for_own_rhythm') }}
+        ) as rhythm_points
+        inner join order_day_gaps
+            on order_day_gaps.customer_id = rhythm_points.customer_id
+            and order_day_gaps.ordered_date <= rhythm_points.ordered_date
         group by 1, 2
     ),
 
     -- fallback for customers with few orders: the population's typical time
-    -- from the first to the second order date
+    -- from the first to the second order date, over the customers whose
+    -- second order day began before the period end. Gaps are whole days, so
+    -- the median is read off a count per gap length (percentile_cont over
+    -- every customer and period end would sort millions of rows): the values
+    -- at the two middle positions, averaged, as percentile_cont(0.5) does.
+    second_order_days as materialized (
+        select
+            ordered_at,
+            gap_days
+        from order_day_gaps
+        where starts_second_order_day
+    ),
+
+    first_gap_counts as (
+        select
+            periods.period_key,
+            second_order_days.gap_days,
+            count(*) as customers
+        from periods
+        inner join second_order_days
+            on second_order_days.ordered_at < periods.period_end_at
+        group by 1, 2
+    ),
+
+    first_gap_positions as (
+        select
+            period_key,
+            gap_days,
+            -- this gap length fills the sorted list up to (excluding) this 0-based position
+            sum(customers) over (partition by period_key order by gap_days) as to_position,
+            sum(customers) over (partition by period_key) as population
+        from first_gap_counts
+    ),
+
     population_rhythms as (
         select
             period_key,
-            percentile_cont(0.5) within group (order by gap_days) as median_first_gap_days
-        from order_day_gaps
-        where order_day_number = 2
+            (
+                min(gap_days) filter (where to_position > floor((population - 1) / 2.0))
+                + min(gap_days) filter (where to_position > ceil((population - 1) / 2.0))
+            ) / 2::double precision as median_first_gap_days
+        from first_gap_positions
         group by 1
     ),
 
+    steps_with_history as (
+        select
+            current_steps.customer_id,
+            current_steps.ordered_at,
+            current_steps.next_ordered_at,
+            current_steps.first_order_at,
+            current_steps.orders_count,
+            current_steps.net_revenue,
+            case
+                when current_steps.orders_count >= {{ var('min_orders_for_own_rhythm') }}
+                    then own_rhythms.median_gap_days::numeric
+            end as own_gap_days,
+            revenue_before_trailing_window.by_period as revenue_before_trailing_window
+        from current_steps
+        left join own_rhythms
+            on current_steps.customer_id = own_rhythms.customer_id
+            and current_steps.ordered_date = own_rhythms.ordered_date
+        left join revenue_before_trailing_window
+            on current_steps.customer_id = revenue_before_trailing_window.customer_id
+        -- joined here, per step (millions of rows), not after the expansion to
+        -- every period end (tens of millions): "offset 0" keeps PostgreSQL
+        -- from moving these outer joins past the range join below
+        offset 0
+    ),
+
+    -- one row per period end and customer: the step current at the period end
     expected_gaps as (
         select
-            order_totals.*,
-            {{ days_between('order_totals.last_order_at', 'order_totals.period_end_at') }} as recency_days,
+            periods.period_key,
+            periods.period_end_at,
+            steps.customer_id,
+            steps.first_order_at,
+            steps.ordered_at as last_order_at,
+            steps.orders_count,
+            steps.net_revenue,
+            case
+                when steps.ordered_at < periods.trailing_from_at then 0
+                else steps.net_revenue - coalesce(
+                    (steps.revenue_before_trailing_window ->> periods.period_key::text)::numeric,
+                    0
+                )
+            end as trailing_12m_revenue,
+            {{ days_between('steps.ordered_at', 'periods.period_end_at') }} as recency_days,
             greatest(
                 {{ var('min_expected_gap_days') }},
-                coalesce(
-                    case
-                        when order_totals.orders_count >= {{ var('min_orders_for_own_rhythm') }}
-                            then own_rhythms.median_gap_days
-                    end,
-                    population_rhythms.median_first_gap_days
-                )
-            )::numeric as expected_gap_days
-        from order_totals
-        left join own_rhythms
-            on order_totals.period_key = own_rhythms.period_key
-            and order_totals.customer_id = own_rhythms.customer_id
+                coalesce(steps.own_gap_days, population_rhythms.median_first_gap_days::numeric)
+            ) as expected_gap_days
+        from periods
+        inner join steps_with_history as steps
+            on steps.ordered_at < periods.period_end_at
+            and (steps.next_ordered_at is null or steps.next_ordered_at >= periods.period_end_at)
         left join population_rhythms
-            on order_totals.period_key = population_rhythms.period_key
+            on periods.period_key = population_rhythms.period_key
     ),
 
     ratios as (
@@ -133,17 +233,25 @@
             -- rounded once here; the stage is decided on this same value
             round(recency_days / expected_gap_days, 4) as gap_ratio
         from expected_gaps
+        -- "offset 0" again: keeps PostgreSQL from pasting these expressions into
+        -- every use of gap_ratio below (computed once per row, not once per use)
+        offset 0
     ),
 
     staged as (
         select
             *,
-            case
-                when gap_ratio < {{ var('stage_churn_risk_ratio') }} then 'active'
-                when gap_ratio < {{ var('stage_potential_churn_ratio') }} then 'churn risk'
-                when gap_ratio < {{ var('stage_churned_ratio') }} then 'potential churn'
-                else 'churned'
-            end as churn_stage
+            -- width_bucket: 0 below the first threshold, 1 from it to the second...
+            (array[{{ "'" ~ churn_stages() | join("', '") ~ "'" }}])[
+                width_bucket(
+                    gap_ratio,
+                    array[
+                        {{ var('stage_churn_risk_ratio') }},
+                        {{ var('stage_potential_churn_ratio') }},
+                        {{ var('stage_churned_ratio') }}
+                    ]::numeric[]
+                ) + 1
+            ] as churn_stage
         from ratios
     )
 

@@ -41,6 +41,10 @@
             on orders.ordered_at >= periods.{{ period_start_at }}
             and orders.ordered_at < periods.{{ period_end_at }}
         where orders.is_completed
+            -- the whole span first (evaluated once), so the range join above
+            -- meets the orders of the reported periods, not all history
+            and orders.ordered_at >= (select min({{ period_start_at }}) from {{ periods }})
+            and orders.ordered_at < (select max({{ period_end_at }}) from {{ periods }})
     ),
 
     buyers_in_period as (

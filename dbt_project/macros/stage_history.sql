@@ -35,7 +35,9 @@
     ),
 
     staged as (
-        {{ customer_stages('periods_to_build', period ~ '_index', period ~ '_end_at', 'orders') }}
+        {{ customer_stages(
+            'periods_to_build', period ~ '_index', period ~ '_end_at', ref('int_customer_order_steps')
+        ) }}
     ),
 
     final as (

@@ -3,7 +3,11 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
-        pre_hook="{{ delete_stale_period_ends('month_end_at', ref('int_months_enumerated'), ref('stg_shop__orders')) }}",
+        unlogged=true,
+        pre_hook=[
+            "{{ set_local_work_mem() }}",
+            "{{ delete_stale_period_ends('month_end_at', ref('int_months_enumerated'), ref('stg_shop__orders')) }}",
+        ],
         indexes=[
             {'columns': ['month_end_at', 'customer_id'], 'unique': true},
             {'columns': ['loaded_through']},
@@ -16,4 +20,7 @@
 -- change: a normal week adds a period or two instead of recomputing the whole
 -- window, and the result equals a full recompute (--full-refresh). The body is
 -- macros/stage_history.sql; the stage itself is macros/customer_stages.sql.
+-- Unlogged: tens of millions of derived rows are written without WAL. A crash
+-- empties the table and the next run recomputes every period end of its window
+-- (slower, same answer); a hot standby does not have it (BI reads marts only).
 {{ stage_history('month', ref('int_months_enumerated')) }}

@@ -8,7 +8,9 @@ months as (
     select * from {{ ref('int_months_enumerated') }}
 ),
 
-staged_monthly as (
+-- not materialized: period_kpis reads it three times, and a materialized CTE
+-- would copy every customer's stage at every period end into a tuplestore
+staged_monthly as not materialized (
     select * from {{ ref('int_customers_staged_monthly') }}
 ),
 

@@ -9,7 +9,9 @@ weeks as (
     select * from {{ ref('int_weeks_enumerated') }}
 ),
 
-staged_weekly as (
+-- not materialized: period_kpis reads it three times, and a materialized CTE
+-- would copy every customer's stage at every period end into a tuplestore
+staged_weekly as not materialized (
     select * from {{ ref('int_customers_staged_weekly') }}
 ),
 

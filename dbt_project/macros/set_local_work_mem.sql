@@ -1,0 +1,9 @@
+{#-
+    Pre-hook of the stage histories: their window sort and median joins go over
+    every completed order, and at PostgreSQL's default work_mem (4MB) each of
+    them spills to disk. `set local` lasts for the model's transaction only, so
+    no other model or session sees it.
+-#}
+{% macro set_local_work_mem() -%}
+    set local work_mem = '{{ var("stage_history_work_mem") }}'
+{%- endmacro %}
