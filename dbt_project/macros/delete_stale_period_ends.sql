@@ -14,9 +14,21 @@
       * period ends older than the window (nothing reads them; a backfill that
         needs them again recomputes them).
     Rows of period ends after as_of (kept by a later run during a backfill) stay.
+
+    With `reported_only` (the stage flows and the revenue concentration, which
+    keep only the reported periods), the window is the reported periods of
+    `period_ends` (`<period>_index < kpi_history_<period>s`): the oldest period
+    end, only the start state of the oldest reported period, is dropped too.
 -#}
-{% macro delete_stale_period_ends(period_end_column, period_ends, orders) -%}
+{% macro delete_stale_period_ends(period_end_column, period_ends, orders, reported_only=false) -%}
     {%- if is_incremental() -%}
+        {%- if reported_only -%}
+            {%- set period = period_end_column.replace('_end_at', '') -%}
+            {%- set period_ends -%}
+                (select * from {{ period_ends }}
+                 where {{ period }}_index < {{ var('kpi_history_' ~ period ~ 's') }})
+            {%- endset -%}
+        {%- endif -%}
         delete from {{ this }}
         where {{ period_end_column }} = {{ as_of() }}
             or {{ period_end_column }} > (
@@ -24,10 +36,10 @@
                 from {{ orders }}
                 where batch_id > (select coalesce(max(loaded_through), 0) from {{ this }})
             )
-            or {{ period_end_column }} < (select min({{ period_end_column }}) from {{ period_ends }})
+            or {{ period_end_column }} < (select min({{ period_end_column }}) from {{ period_ends }} as window_ends)
             or (
                 {{ period_end_column }} < {{ as_of() }}
-                and {{ period_end_column }} not in (select {{ period_end_column }} from {{ period_ends }})
+                and {{ period_end_column }} not in (select {{ period_end_column }} from {{ period_ends }} as window_ends)
             )
     {%- else -%}
         select 1

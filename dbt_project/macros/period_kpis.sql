@@ -3,38 +3,21 @@
 
     `periods`: CTE of the reported periods with columns `period_key`,
     `period_start_at`, `period_end_at` ([start, end), timestamptz).
-    `staged`: the stage history (customer_stages) keyed by `period_key`, where
-    key k + 1 holds the stage at the start of period k (= the end of the period
-    before it). `orders`, `surveys`: CTEs shaped like the staging models.
+    `flows`: int_stage_flows_<grain> (customers by stage at the period start
+    and end and by whether they ordered in the period), `concentration`:
+    int_revenue_concentration_<grain>; both keyed by the period end, under the
+    same column name as `period_end_at`. `orders`, `surveys`: CTEs shaped like
+    the staging models.
 
     Returns a query with one row per period key and every measure already
     rounded; the calling model adds the period labels and casts.
 -#}
-{% macro period_kpis(periods, staged, period_key, period_start_at, period_end_at, orders, surveys) -%}
+{% macro period_kpis(periods, flows, concentration, period_key, period_start_at, period_end_at, orders, surveys) -%}
     with
-
-    -- the stage of each customer at the start (= previous period end) and end of each period
-    stage_flows as (
-        select
-            periods.{{ period_key }} as period_key,
-            periods.{{ period_start_at }} as period_start_at,
-            at_end.customer_id,
-            at_start.churn_stage as stage_at_start,
-            at_end.churn_stage as stage_at_end,
-            at_end.first_order_at,
-            at_end.last_order_at
-        from {{ periods }} as periods
-        inner join {{ staged }} as at_end
-            on at_end.{{ period_key }} = periods.{{ period_key }}
-        left join {{ staged }} as at_start
-            on at_start.{{ period_key }} = periods.{{ period_key }} + 1
-            and at_start.customer_id = at_end.customer_id
-    ),
 
     completed_orders_in_period as (
         select
             periods.{{ period_key }} as period_key,
-            orders.customer_id,
             orders.net_amount
         from {{ periods }} as periods
         inner join {{ orders }} as orders
@@ -47,75 +30,40 @@
             and orders.ordered_at < (select max({{ period_end_at }}) from {{ periods }})
     ),
 
-    buyers_in_period as (
-        select distinct
-            period_key,
-            customer_id
-        from completed_orders_in_period
-    ),
-
+    -- 'new' = no stage at the period start: no completed order before it
     stage_counts as (
         select
-            stage_flows.period_key,
-            count(*) filter (
-                where stage_flows.stage_at_start is not null
-                    and stage_flows.stage_at_start != 'churned'
+            {{ period_end_at }} as period_end_at,
+            sum(customers) filter (
+                where from_stage not in ('new', 'churned')
             ) as customers_at_start,
-            count(*) filter (where stage_flows.stage_at_end != 'churned') as customers_at_end,
-            count(*) filter (where stage_flows.stage_at_end = 'active') as active_customers,
-            count(*) filter (
-                where stage_flows.first_order_at >= stage_flows.period_start_at
-            ) as new_customers,
-            count(*) filter (
-                where stage_flows.stage_at_end = 'churned'
-                    and stage_flows.stage_at_start != 'churned'
+            sum(customers) filter (where to_stage != 'churned') as customers_at_end,
+            sum(customers) filter (where to_stage = 'active') as active_customers,
+            sum(customers) filter (where from_stage = 'new') as new_customers,
+            sum(customers) filter (
+                where to_stage = 'churned' and from_stage not in ('new', 'churned')
             ) as churned_customers,
-            count(*) filter (
-                where stage_flows.stage_at_start in ('potential churn', 'churned')
-                    and buyers_in_period.customer_id is not null
+            sum(customers) filter (
+                where from_stage in ('potential churn', 'churned') and has_ordered_in_period
             ) as reactivated_customers,
-            count(*) filter (
-                where stage_flows.stage_at_start in ('potential churn', 'churned')
+            sum(customers) filter (
+                where from_stage in ('potential churn', 'churned')
             ) as potential_or_churned_at_start,
             -- lifetime of the customers who entered churned in the period
-            avg(
-                {{ days_between('stage_flows.first_order_at', 'stage_flows.last_order_at') }}
-            ) filter (
-                where stage_flows.stage_at_end = 'churned'
-                    and stage_flows.stage_at_start != 'churned'
-            ) as customer_lifetime_days
-        from stage_flows
-        left join buyers_in_period
-            on stage_flows.period_key = buyers_in_period.period_key
-            and stage_flows.customer_id = buyers_in_period.customer_id
+            sum(lifetime_days_sum) filter (
+                where to_stage = 'churned' and from_stage not in ('new', 'churned')
+            )::numeric / nullif(sum(customers) filter (
+                where to_stage = 'churned' and from_stage not in ('new', 'churned')
+            ), 0) as customer_lifetime_days
+        from {{ flows }}
         group by 1
-    ),
-
-    -- the 80/20 check as of each period end: customers with trailing revenue,
-    -- best first; the sum of the top k values does not depend on how ties are ordered
-    revenue_ranks as (
-        select
-            at_end.{{ period_key }} as period_key,
-            at_end.trailing_12m_revenue,
-            row_number() over (
-                partition by at_end.{{ period_key }}
-                order by at_end.trailing_12m_revenue desc
-            ) as revenue_rank,
-            count(*) over (partition by at_end.{{ period_key }}) as ranked_customers
-        from {{ periods }} as periods
-        inner join {{ staged }} as at_end
-            on at_end.{{ period_key }} = periods.{{ period_key }}
-        where at_end.trailing_12m_revenue > 0
     ),
 
     revenue_concentration as (
         select
-            period_key,
-            sum(trailing_12m_revenue) filter (
-                where revenue_rank <= ceil(ranked_customers * {{ var('top_customers_share') }})
-            ) / sum(trailing_12m_revenue) as top20_revenue_share
-        from revenue_ranks
-        group by 1
+            {{ period_end_at }} as period_end_at,
+            top_customers_revenue / nullif(trailing_revenue, 0) as top20_revenue_share
+        from {{ concentration }}
     ),
 
     order_totals as (
@@ -163,13 +111,13 @@
             stage_counts.customer_lifetime_days
         from {{ periods }} as periods
         left join stage_counts
-            on periods.{{ period_key }} = stage_counts.period_key
+            on periods.{{ period_end_at }} = stage_counts.period_end_at
         left join order_totals
             on periods.{{ period_key }} = order_totals.period_key
         left join survey_totals
             on periods.{{ period_key }} = survey_totals.period_key
         left join revenue_concentration
-            on periods.{{ period_key }} = revenue_concentration.period_key
+            on periods.{{ period_end_at }} = revenue_concentration.period_end_at
     )
 
     select

@@ -410,10 +410,17 @@ def test_an_old_week_rebuilt_after_newer_data_arrived_is_unchanged(
         pd.testing.assert_frame_equal(after[mart], before[mart], obj=f"marts.{mart}")
 
 
-def _stage_history(grain: str) -> pd.DataFrame:
-    table = _read(f"select * from intermediate.int_customer_stage_history_{grain}").drop(
-        columns="loaded_through"
-    )
+# the per-period models kept incrementally by period end (loaded_through aside, a full
+# rebuild must give them back row for row)
+PERIOD_HISTORIES = tuple(
+    f"{model}_{grain}"
+    for model in ("int_customer_stage_history", "int_stage_flows", "int_revenue_concentration")
+    for grain in ("weekly", "monthly")
+)
+
+
+def _stage_history(model: str) -> pd.DataFrame:
+    table = _read(f"select * from intermediate.{model}").drop(columns="loaded_through")
     return table.sort_values(list(table.columns)).reset_index(drop=True)
 
 
@@ -464,9 +471,16 @@ def test_an_incremental_week_recomputes_only_what_new_data_touches_and_equals_a_
     recomputed = kept[kept["week_end_at"] > refunded["ordered_at"]]
     assert len(untouched) >= 7 and (untouched["seen"] < latest).all()
     assert len(recomputed) >= 5 and (recomputed["seen"] == latest).all()
+    # the weekly flows and the 80/20 check follow the history: weeks that end before the
+    # refunded order kept last week's counts
+    for model in ("int_stage_flows_weekly", "int_revenue_concentration_weekly"):
+        seen = _read(f"select week_end_at, max(loaded_through) as seen from intermediate.{model} group by 1")
+        assert (seen[seen["week_end_at"] <= refunded["ordered_at"]]["seen"] < latest).all(), model
+        assert (seen[seen["week_end_at"] > refunded["ordered_at"]]["seen"] == latest).all(), model
+        assert len(seen[seen["week_end_at"] <= refunded["ordered_at"]]) >= 6, model
 
     # ... and the result is what a rebuild from scratch gives
-    incremental = {grain: _stage_history(grain) for grain in ("weekly", "monthly")}
+    incremental = {model: _stage_history(model) for model in PERIOD_HISTORIES}
     marts = _snapshot()
     run_dbt(
         [
@@ -481,8 +495,9 @@ def test_an_incremental_week_recomputes_only_what_new_data_touches_and_equals_a_
         ],
         vars_={"as_of": AS_OF.isoformat()},
     )
-    for grain in ("weekly", "monthly"):
-        pd.testing.assert_frame_equal(_stage_history(grain), incremental[grain], obj=grain)
+    for model in PERIOD_HISTORIES:
+        assert len(incremental[model]) > 0, f"{model} is empty: nothing to compare"
+        pd.testing.assert_frame_equal(_stage_history(model), incremental[model], obj=model)
     rebuilt = _snapshot()
     for mart in TIME_TRAVEL_MARTS:
         pd.testing.assert_frame_equal(rebuilt[mart], marts[mart], obj=f"marts.{mart}")

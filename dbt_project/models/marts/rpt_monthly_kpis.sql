@@ -1,17 +1,20 @@
 -- Monthly retention KPIs (UTC calendar months): the kpi_history_months - 1
 -- months fully before as_of and the current month up to as_of, flagged
 -- is_complete = false. Same measures as rpt_weekly_kpis (macros/period_kpis.sql),
--- with the stage at each month end from int_customers_staged_monthly.
+-- with the stage counts from int_stage_flows_monthly and the 80/20 check from
+-- int_revenue_concentration_monthly.
 with
 
 months as (
     select * from {{ ref('int_months_enumerated') }}
 ),
 
--- not materialized: period_kpis reads it three times, and a materialized CTE
--- would copy every customer's stage at every period end into a tuplestore
-staged_monthly as not materialized (
-    select * from {{ ref('int_customers_staged_monthly') }}
+stage_flows as (
+    select * from {{ ref('int_stage_flows_monthly') }}
+),
+
+revenue_concentration as (
+    select * from {{ ref('int_revenue_concentration_monthly') }}
 ),
 
 orders as (
@@ -30,7 +33,7 @@ reported_months as (
 
 kpis as (
     {{ period_kpis(
-        'reported_months', 'staged_monthly', 'month_index', 'month_start_at', 'month_end_at',
+        'reported_months', 'stage_flows', 'revenue_concentration', 'month_index', 'month_start_at', 'month_end_at',
         'orders', 'surveys'
     ) }}
 ),

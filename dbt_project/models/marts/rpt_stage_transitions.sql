@@ -9,8 +9,8 @@ weeks as (
     select * from {{ ref('int_weeks_enumerated') }}
 ),
 
-staged_weekly as (
-    select * from {{ ref('int_customers_staged_weekly') }}
+stage_flows as (
+    select * from {{ ref('int_stage_flows_weekly') }}
 ),
 
 reported_weeks as (
@@ -35,18 +35,14 @@ from_stages as (
 ),
 
 -- a customer with a stage at the week end either had one at the week start
--- (one week end earlier) or placed a first order during the week
+-- (one week end earlier) or placed a first order during the week ('new')
 flows as (
     select
-        at_end.week_index,
-        coalesce(at_start.churn_stage, 'new') as from_stage,
-        at_end.churn_stage as to_stage,
-        count(*) as customers
-    from staged_weekly as at_end
-    left join staged_weekly as at_start
-        on at_start.week_index = at_end.week_index + 1
-        and at_start.customer_id = at_end.customer_id
-    where at_end.week_index < {{ var('kpi_history_weeks') }}
+        week_end_at,
+        from_stage,
+        to_stage,
+        sum(customers) as customers
+    from stage_flows
     group by 1, 2, 3
 ),
 
@@ -73,7 +69,7 @@ counted as (
         ) as from_stage_customers
     from grid
     left join flows
-        on grid.week_index = flows.week_index
+        on grid.week_end_at = flows.week_end_at
         and grid.from_stage = flows.from_stage
         and grid.to_stage = flows.to_stage
 ),

@@ -1,6 +1,7 @@
 -- Weekly retention KPIs for the last kpi_history_weeks weeks [week_start,
 -- week_end), the latest ending at as_of. Stage counts come from the weekly
--- stage history; flows compare a customer's stage at week start and end. The
+-- stage flows (int_stage_flows_weekly: customers by stage at week start and
+-- end), the 80/20 check from int_revenue_concentration_weekly. The
 -- measures are defined once, in macros/period_kpis.sql (rpt_monthly_kpis uses
 -- the same macro).
 with
@@ -9,10 +10,12 @@ weeks as (
     select * from {{ ref('int_weeks_enumerated') }}
 ),
 
--- not materialized: period_kpis reads it three times, and a materialized CTE
--- would copy every customer's stage at every period end into a tuplestore
-staged_weekly as not materialized (
-    select * from {{ ref('int_customers_staged_weekly') }}
+stage_flows as (
+    select * from {{ ref('int_stage_flows_weekly') }}
+),
+
+revenue_concentration as (
+    select * from {{ ref('int_revenue_concentration_weekly') }}
 ),
 
 orders as (
@@ -31,7 +34,7 @@ reported_weeks as (
 
 kpis as (
     {{ period_kpis(
-        'reported_weeks', 'staged_weekly', 'week_index', 'week_start_at', 'week_end_at',
+        'reported_weeks', 'stage_flows', 'revenue_concentration', 'week_index', 'week_start_at', 'week_end_at',
         'orders', 'surveys'
     ) }}
 ),

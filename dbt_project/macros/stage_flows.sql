@@ -1,0 +1,118 @@
+{#-
+    The select of int_stage_flows_<grain>: for each reported period of
+    `period_ends` that the stored flows do not have yet (all of them on a first
+    or --full-refresh build), the customers with a stage at the period end,
+    counted by their stage at the period start (the previous period end, or
+    'new' without one: no completed order before the period), their stage at
+    the period end, and whether they placed a completed order in the period.
+    This is everything the period KPIs and the stage transitions read from the
+    per-customer history, reduced to at most 5 x 4 x 2 rows per period, so the
+    marts never join the history to itself.
+
+    `period`: 'week' or 'month'; `period_ends`: int_weeks_enumerated or
+    int_months_enumerated (`<period>_index`, `<period>_start_at`,
+    `<period>_end_at`; the start of period k is the end of period k + 1);
+    `history`: the matching int_customer_stage_history_<grain>.
+-#}
+{% macro stage_flows(period, period_ends, history) -%}
+    with
+
+    orders as (
+        select * from {{ ref('stg_shop__orders') }}
+    ),
+
+    periods as (
+        select * from {{ period_ends }}
+    ),
+
+    -- not materialized: read twice, and a materialized CTE would copy the whole
+    -- history to a tuplestore instead of reading the table in place
+    history as not materialized (
+        select * from {{ history }}
+    ),
+
+    -- the reported periods only: the oldest period end of the window is the
+    -- start state of the oldest reported period, not a period of its own
+    periods_to_build as (
+        select
+            {{ period }}_start_at as period_start_at,
+            {{ period }}_end_at as period_end_at
+        from periods
+        where {{ period }}_index < {{ var('kpi_history_' ~ period ~ 's') }}
+        {%- if is_incremental() %}
+            and not exists (
+                select from {{ this }} as stored
+                where stored.{{ period }}_end_at = periods.{{ period }}_end_at
+            )
+        {%- endif %}
+    ),
+
+    at_end as (
+        select
+            periods_to_build.period_start_at,
+            periods_to_build.period_end_at,
+            history.customer_id,
+            history.churn_stage,
+            history.first_order_at,
+            history.last_order_at
+        from periods_to_build
+        inner join history
+            on history.{{ period }}_end_at = periods_to_build.period_end_at
+    ),
+
+    -- only the period starts of the periods to build (a normal week: one or two),
+    -- so the join below hashes those stages, not the whole history
+    at_start as (
+        select
+            periods_to_build.period_end_at,
+            history.customer_id,
+            history.churn_stage
+        from periods_to_build
+        inner join history
+            on history.{{ period }}_end_at = periods_to_build.period_start_at
+    ),
+
+    customer_flows as (
+        select
+            at_end.period_start_at,
+            at_end.period_end_at,
+            coalesce(at_start.churn_stage, 'new') as from_stage,
+            at_end.churn_stage as to_stage,
+            -- the last completed order before the period end is in the period
+            -- exactly when the customer ordered in it
+            at_end.last_order_at >= at_end.period_start_at as has_ordered_in_period,
+            {{ days_between('at_end.first_order_at', 'at_end.last_order_at') }} as lifetime_days
+        from at_end
+        left join at_start
+            on at_start.period_end_at = at_end.period_end_at
+            and at_start.customer_id = at_end.customer_id
+    ),
+
+    counted as (
+        select
+            period_start_at,
+            period_end_at,
+            from_stage,
+            to_stage,
+            has_ordered_in_period,
+            count(*) as customers,
+            sum(lifetime_days) as lifetime_days_sum
+        from customer_flows
+        group by 1, 2, 3, 4, 5
+    ),
+
+    final as (
+        select
+            period_start_at as {{ period }}_start_at,
+            period_end_at as {{ period }}_end_at,
+            from_stage::text as from_stage,
+            to_stage::text as to_stage,
+            has_ordered_in_period,
+            customers::bigint as customers,
+            lifetime_days_sum::bigint as lifetime_days_sum,
+            (select coalesce(max(batch_id), 0) from orders) as loaded_through
+        from counted
+    )
+
+    select * from final
+{%- endmacro %}

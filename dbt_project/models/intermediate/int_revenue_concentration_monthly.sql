@@ -1,0 +1,16 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ delete_stale_period_ends('month_end_at', ref('int_months_enumerated'), ref('stg_shop__orders'), reported_only=true) }}",
+        indexes=[
+            {'columns': ['month_end_at'], 'unique': true},
+        ],
+    )
+}}
+-- The 80/20 check as of each month end (macros/revenue_concentration.sql),
+-- incremental by month end with the same pre-hook as
+-- int_customer_stage_history_monthly: only the month ends the history recomputes
+-- are ranked again.
+{{ revenue_concentration('month', ref('int_months_enumerated'), ref('int_customer_stage_history_monthly')) }}

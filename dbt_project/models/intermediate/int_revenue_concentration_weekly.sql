@@ -1,0 +1,16 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ delete_stale_period_ends('week_end_at', ref('int_weeks_enumerated'), ref('stg_shop__orders'), reported_only=true) }}",
+        indexes=[
+            {'columns': ['week_end_at'], 'unique': true},
+        ],
+    )
+}}
+-- The 80/20 check as of each week end (macros/revenue_concentration.sql),
+-- incremental by week end with the same pre-hook as
+-- int_customer_stage_history_weekly: only the week ends the history recomputes
+-- are ranked again.
+{{ revenue_concentration('week', ref('int_weeks_enumerated'), ref('int_customer_stage_history_weekly')) }}

@@ -1,0 +1,21 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook=[
+            "{{ set_local_work_mem() }}",
+            "{{ delete_stale_period_ends('month_end_at', ref('int_months_enumerated'), ref('stg_shop__orders'), reported_only=true) }}",
+        ],
+        indexes=[
+            {'columns': ['month_end_at', 'from_stage', 'to_stage', 'has_ordered_in_period'], 'unique': true},
+        ],
+    )
+}}
+-- Stage flows per month: customers by stage at the month start and end and by
+-- whether they ordered in the month (macros/stage_flows.sql). Incremental like
+-- int_customer_stage_history_monthly, with the same pre-hook: a month end the
+-- history recomputes (or one whose start it recomputes, which is earlier) is
+-- dropped here too and counted again, so the stored flows always equal a full
+-- recompute, and a normal week counts one or two periods instead of the window.
+{{ stage_flows('month', ref('int_months_enumerated'), ref('int_customer_stage_history_monthly')) }}
