@@ -12,7 +12,10 @@
       * period ends inside this run's window that are not among its period ends
         (a partial month computed by an earlier run, as of an earlier date);
       * period ends older than the window (nothing reads them; a backfill that
-        needs them again recomputes them).
+        needs them again recomputes them);
+      * every row computed with other business vars (`settings_key`, see
+        macros/period_settings_key.sql), and every row of a table stored before
+        it had that column (it is added by on_schema_change: append_new_columns).
     Rows of period ends after as_of (kept by a later run during a backfill) stay.
 
     With `reported_only` (the stage flows and the revenue concentration, which
@@ -29,8 +32,14 @@
                  where {{ period }}_index < {{ var('kpi_history_' ~ period ~ 's') }})
             {%- endset -%}
         {%- endif -%}
+        {%- set stored_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list if execute else [] -%}
         delete from {{ this }}
         where {{ period_end_column }} = {{ as_of() }}
+            {%- if 'settings_key' in stored_columns %}
+            or settings_key is distinct from {{ period_settings_key() }}
+            {%- else %}
+            or true
+            {%- endif %}
             or {{ period_end_column }} > (
                 select min(ordered_at)
                 from {{ orders }}

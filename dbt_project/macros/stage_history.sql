@@ -53,7 +53,8 @@
             expected_gap_days,
             gap_ratio,
             churn_stage,
-            (select coalesce(max(batch_id), 0) from orders) as loaded_through
+            (select coalesce(max(batch_id), 0) from orders) as loaded_through,
+            {{ period_settings_key() }}::text as settings_key
         from staged
     )
 
