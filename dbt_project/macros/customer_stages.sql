@@ -7,8 +7,9 @@
     completed order with its customer's running totals and next order time.
 
     Returns a query (usable as a CTE body) with one row per customer with at
-    least one completed order before the period end: customer_id, the period
-    key, period_end_at, first_order_at, last_order_at, orders_count,
+    least one completed order before the period end: customer_id,
+    period_end_at (the period key only serves the joins inside), first_order_at,
+    last_order_at, orders_count,
     net_revenue, trailing_12m_revenue, recency_days, expected_gap_days,
     gap_ratio, churn_stage. The weekly history (int_customer_stage_history_weekly)
     and the monthly one (int_customer_stage_history_monthly) both call it, so
@@ -257,7 +258,6 @@
 
     select
         customer_id,
-        period_key as {{ period_key }},
         period_end_at as {{ period_end_at }},
         first_order_at,
         last_order_at,

@@ -42,17 +42,7 @@
 
     final as (
         select
-            customer_id,
-            {{ period }}_end_at,
-            first_order_at,
-            last_order_at,
-            orders_count,
-            net_revenue,
-            trailing_12m_revenue,
-            recency_days,
-            expected_gap_days,
-            gap_ratio,
-            churn_stage,
+            staged.*,
             (select coalesce(max(batch_id), 0) from orders) as loaded_through,
             {{ period_settings_key() }}::text as settings_key
         from staged
