@@ -1,3 +1,6 @@
+{{ config(materialized='table') }}
+-- A table, not a view: its data tests and dim_customers would each recompute the
+-- cumulative revenue share over every customer (as the RFM view's tests did).
 -- Value tier as of as_of: customers with orders ranked by trailing net revenue,
 -- best first; the cumulative share of customers decides the tier, ties share it.
 with
