@@ -24,15 +24,7 @@
     ),
 
     periods_to_build as (
-        select {{ period }}_end_at as period_end_at
-        from periods
-        where {{ period }}_index < {{ var('kpi_history_' ~ period ~ 's') }}
-        {%- if is_incremental() %}
-            and not exists (
-                select from {{ this }} as stored
-                where stored.{{ period }}_end_at = periods.{{ period }}_end_at
-            )
-        {%- endif %}
+        {{ reported_periods_to_build(period, 'periods') }}
     ),
 
     revenue_ranks as (

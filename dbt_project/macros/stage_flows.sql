@@ -31,20 +31,8 @@
         select * from {{ history }}
     ),
 
-    -- the reported periods only: the oldest period end of the window is the
-    -- start state of the oldest reported period, not a period of its own
     periods_to_build as (
-        select
-            {{ period }}_start_at as period_start_at,
-            {{ period }}_end_at as period_end_at
-        from periods
-        where {{ period }}_index < {{ var('kpi_history_' ~ period ~ 's') }}
-        {%- if is_incremental() %}
-            and not exists (
-                select from {{ this }} as stored
-                where stored.{{ period }}_end_at = periods.{{ period }}_end_at
-            )
-        {%- endif %}
+        {{ reported_periods_to_build(period, 'periods') }}
     ),
 
     at_end as (
