@@ -60,8 +60,7 @@
             ranked_customers::bigint as ranked_customers,
             top_customers_revenue::numeric as top_customers_revenue,
             trailing_revenue::numeric as trailing_revenue,
-            (select coalesce(max(batch_id), 0) from orders) as loaded_through,
-            {{ period_settings_key() }}::text as settings_key
+            {{ period_bookkeeping_columns('orders') }}
         from concentrated
     )
 

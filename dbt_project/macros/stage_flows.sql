@@ -98,8 +98,7 @@
             has_ordered_in_period,
             customers::bigint as customers,
             lifetime_days_sum::bigint as lifetime_days_sum,
-            (select coalesce(max(batch_id), 0) from orders) as loaded_through,
-            {{ period_settings_key() }}::text as settings_key
+            {{ period_bookkeeping_columns('orders') }}
         from counted
     )
 

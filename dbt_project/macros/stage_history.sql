@@ -43,8 +43,7 @@
     final as (
         select
             staged.*,
-            (select coalesce(max(batch_id), 0) from orders) as loaded_through,
-            {{ period_settings_key() }}::text as settings_key
+            {{ period_bookkeeping_columns('orders') }}
         from staged
     )
 
