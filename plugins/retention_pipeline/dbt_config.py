@@ -34,9 +34,14 @@ def export_dbt_env(context: Any = None) -> dict[str, str]:
     """Put the warehouse address into the environment dbt's profile reads.
 
     Used as an ``on_execute_callback`` of the dbt tasks: it runs in the task's own
-    process right before dbt, which Cosmos runs in-process (dbtRunner).
+    process right before dbt, which Cosmos runs in-process (dbtRunner), so it also
+    readies that process for dbt (:mod:`retention_pipeline.dbt_process`).
     """
+    from retention_pipeline import dbt_process
     from retention_pipeline.warehouse import address
+
+    if context is not None:
+        dbt_process.prepare()
 
     env = address().dbt_env()
     os.environ.update(env)

@@ -93,10 +93,12 @@ def source_freshness(interval_end: datetime) -> list[str]:
 
     import dbt.cli.main
 
+    from retention_pipeline import dbt_process
     from retention_pipeline.dbt_config import export_dbt_env
 
     settings = get_settings()
     export_dbt_env()
+    dbt_process.prepare()
     project = str(settings.dbt_project_dir)
     with tempfile.TemporaryDirectory(prefix="retention-freshness-") as target:
         args = ["source", "freshness", "--quiet", "--project-dir", project, "--profiles-dir", project]
