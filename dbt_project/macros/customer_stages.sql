@@ -4,7 +4,8 @@
     `period_end_at`). Only completed orders placed before each period end
     count, so a past period recomputed later gives the same answer.
     `order_steps` is a relation shaped like int_customer_order_steps: every
-    completed order with its customer's running totals and next order time.
+    completed order with its customer's running totals, next order time and
+    own rhythm (median_gap_days) up to it.
 
     Returns a query (usable as a CTE body) with one row per customer with at
     least one completed order before the period end: customer_id,
@@ -21,8 +22,10 @@
     end of the build (for most customers, their last order) instead of
     re-aggregating all history once per period end. The trailing revenue is
     the running revenue at the period end minus the running revenue at the
-    start of the trailing window, found the same way. Medians cannot be
-    carried forward: they are taken over the gaps up to each current step.
+    start of the trailing window, found the same way. The customer's own
+    rhythm (the median of their gaps up to a step) comes with the step: it
+    depends on their orders only, so int_customer_order_steps computes it once
+    per order day, for the customers whose orders changed.
 -#}
 {% macro customer_stages(period_ends, period_key, period_end_at, order_steps) -%}
     with
@@ -51,27 +54,16 @@
         select * from {{ order_steps }}
     ),
 
-    order_day_gaps as (
-        select
-            customer_id,
-            ordered_at,
-            ordered_date,
-            gap_days,
-            starts_second_order_day
-        from order_steps
-        where gap_days is not null
-    ),
-
     -- the steps some period end of this build falls in (ordered_at < end <= next)
     current_steps as (
         select
             order_steps.customer_id,
             order_steps.ordered_at,
-            order_steps.ordered_date,
             order_steps.next_ordered_at,
             order_steps.first_order_at,
             order_steps.orders_count,
-            order_steps.net_revenue
+            order_steps.net_revenue,
+            order_steps.median_gap_days
         from order_steps
         cross join bounds
         where order_steps.ordered_at < bounds.latest_period_end_at
@@ -108,25 +100,6 @@
         group by 1
     ),
 
-    -- the customer's own rhythm as of each current step: the median gap
-    -- between their order days up to it (grouped bytewise, collate "C": the
-    -- sort of every (step, earlier gap) pair is the costliest step here)
-    own_rhythms as (
-        select
-            rhythm_points.customer_id collate "C" as customer_id,
-            rhythm_points.ordered_date,
-            percentile_cont(0.5) within group (order by order_day_gaps.gap_days) as median_gap_days
-        from (
-            select distinct customer_id, ordered_date
-            from current_steps
-            where orders_count >= {{ var('min_orders_for_own_rhythm') }}
-        ) as rhythm_points
-        inner join order_day_gaps
-            on order_day_gaps.customer_id = rhythm_points.customer_id
-            and order_day_gaps.ordered_date <= rhythm_points.ordered_date
-        group by 1, 2
-    ),
-
     -- fallback for customers with few orders: the population's typical time
     -- from the first to the second order date, over the customers whose
     -- second order day began before the period end. Gaps are whole days, so
@@ -137,7 +110,7 @@
         select
             ordered_at,
             gap_days
-        from order_day_gaps
+        from order_steps
         where starts_second_order_day
     ),
 
@@ -183,13 +156,10 @@
             current_steps.net_revenue,
             case
                 when current_steps.orders_count >= {{ var('min_orders_for_own_rhythm') }}
-                    then own_rhythms.median_gap_days::numeric
+                    then current_steps.median_gap_days::numeric
             end as own_gap_days,
             revenue_before_trailing_window.by_period as revenue_before_trailing_window
         from current_steps
-        left join own_rhythms
-            on current_steps.customer_id = own_rhythms.customer_id
-            and current_steps.ordered_date = own_rhythms.ordered_date
         left join revenue_before_trailing_window
             on current_steps.customer_id = revenue_before_trailing_window.customer_id
         -- joined here, per step (millions of rows), not after the expansion to

@@ -417,6 +417,8 @@ PERIOD_HISTORIES = tuple(
     for model in ("int_customer_stage_history", "int_stage_flows", "int_revenue_concentration")
     for grain in ("weekly", "monthly")
 )
+# kept incrementally by customer, compared with a rebuild the same way
+INCREMENTAL_TABLES = ("int_customer_order_steps", *PERIOD_HISTORIES)
 
 
 def _stage_history(model: str) -> pd.DataFrame:
@@ -434,7 +436,8 @@ def test_an_incremental_week_recomputes_only_what_new_data_touches_and_equals_a_
     _load(landing, EARLIER_AS_OF)
     _build(EARLIER_AS_OF)
 
-    # the new week's orders, plus a late refund of an order placed five weeks earlier
+    # the new week's orders, plus a late refund of an order placed five weeks earlier and
+    # an old order moved to another customer (a merge of two accounts)
     newer = tmp_path / "newer"
     assert _newer_rows_only(landing, newer, EARLIER_AS_OF) > 0
     refunded = _read(
@@ -442,6 +445,26 @@ def test_an_incremental_week_recomputes_only_what_new_data_touches_and_equals_a_
               and ordered_at < timestamptz '{EARLIER_AS_OF.isoformat()}' - interval '33 days'
             order by ordered_at desc, order_id limit 1"""
     ).iloc[0]
+    # (placed after the refunded one, so the weeks before that stay untouched below, by a
+    # customer with other orders and none in the new files: only the move touches them)
+    ordering_again = set()
+    for path in (newer / "orders").glob("*.csv"):
+        with path.open(encoding="utf-8", newline="") as f:
+            ordering_again |= {row["customer_id"] for row in csv.DictReader(f)}
+    candidates = _read(
+        f"""select o.* from raw.orders o
+            where o.status = 'completed' and o.customer_id <> '{refunded["customer_id"]}'
+              and o.ordered_at > timestamptz '{refunded["ordered_at"].isoformat()}'
+              and (select count(*) from raw.orders mine
+                   where mine.customer_id = o.customer_id and mine.status = 'completed') >= 2
+            order by o.ordered_at, o.order_id"""
+    )
+    moved = candidates[~candidates["customer_id"].isin(ordering_again)].iloc[0]
+    new_owner = _read(
+        f"select min(customer_id) as c from raw.orders where customer_id not in "
+        f"('{moved['customer_id']}', '{refunded['customer_id']}')"
+    ).iloc[0]["c"]
+    assert moved["customer_id"] not in ordering_again
     with (newer / "orders" / "orders_refunds_2026-11-18.csv").open("w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(
@@ -458,8 +481,30 @@ def test_an_incremental_week_recomputes_only_what_new_data_touches_and_equals_a_
                 "2026-11-18T09:00:00+00:00",
             ]
         )
+        writer.writerow(
+            [
+                moved["order_id"],
+                new_owner,
+                moved["ordered_at"].isoformat(),
+                "completed",
+                moved["amount"],
+                moved["currency"],
+                "2026-11-18T09:00:00+00:00",
+            ]
+        )
     _load(newer, AS_OF)
     _build(AS_OF)
+
+    # the order steps were recomputed for the customers whose orders changed, the others kept
+    steps = _read("select customer_id, order_id, loaded_through from intermediate.int_customer_order_steps")
+    seen_by_customer = steps.groupby("customer_id")["loaded_through"].max()
+    latest_steps = seen_by_customer.max()
+    for customer in (refunded["customer_id"], moved["customer_id"], new_owner):
+        assert seen_by_customer[customer] == latest_steps, customer
+    assert (seen_by_customer < latest_steps).sum() > len(seen_by_customer) / 2
+    owners = steps[steps["order_id"] == moved["order_id"]]["customer_id"].tolist()
+    assert owners == [new_owner]
+    assert refunded["order_id"] not in set(steps["order_id"])
 
     # week ends before the refunded order kept the stages computed a week ago ...
     kept = _read(
@@ -480,13 +525,14 @@ def test_an_incremental_week_recomputes_only_what_new_data_touches_and_equals_a_
         assert len(seen[seen["week_end_at"] <= refunded["ordered_at"]]) >= 6, model
 
     # ... and the result is what a rebuild from scratch gives
-    incremental = {model: _stage_history(model) for model in PERIOD_HISTORIES}
+    incremental = {model: _stage_history(model) for model in INCREMENTAL_TABLES}
     marts = _snapshot()
     run_dbt(
         [
             "build",
             "--full-refresh",
             "--select",
+            "int_customer_order_steps",
             "int_customer_stage_history_weekly+",
             "int_customer_stage_history_monthly+",
             "--exclude",
@@ -495,7 +541,7 @@ def test_an_incremental_week_recomputes_only_what_new_data_touches_and_equals_a_
         ],
         vars_={"as_of": AS_OF.isoformat()},
     )
-    for model in PERIOD_HISTORIES:
+    for model in INCREMENTAL_TABLES:
         assert len(incremental[model]) > 0, f"{model} is empty: nothing to compare"
         pd.testing.assert_frame_equal(_stage_history(model), incremental[model], obj=model)
     rebuilt = _snapshot()

@@ -1,8 +1,13 @@
 {{
     config(
-        materialized='table',
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
         unlogged=true,
-        pre_hook="{{ set_local_work_mem() }}",
+        pre_hook=[
+            "{{ set_local_work_mem() }}",
+            "{{ delete_changed_customer_steps(ref('stg_shop__orders')) }}",
+        ],
         post_hook="analyze {{ this }}",
     )
 }}
@@ -10,11 +15,19 @@
 -- it, in time order: the totals as of any moment t are those of the customer's
 -- last order before t (the row with ordered_at < t <= next_ordered_at). The
 -- stage histories read a period end's state from here with one range join
--- instead of re-aggregating all history once per period end.
+-- instead of re-aggregating all history once per period end, and each step
+-- carries the customer's own rhythm up to it (the median gap between their
+-- order days), which depends on nothing but their orders.
 --
--- Rebuilt on every run and read only within it, so unlogged (no WAL for
--- millions of rows; a crash empties it and the next run rebuilds it), and
--- analyzed at once so the planner sizes the histories' joins right.
+-- Incremental by customer: a run computes the steps of the customers that have
+-- none stored, after the pre-hook (macros/delete_changed_customer_steps.sql)
+-- deleted those of every customer whose orders were loaded or changed since:
+-- a normal week recomputes the customers who ordered, not all history, and the
+-- table equals a full recompute (--full-refresh).
+--
+-- Unlogged: millions of derived rows without WAL; a crash empties the table and
+-- the next run recomputes every customer (slower, same answer). Analyzed at once
+-- so the histories' joins in the same run are planned on its real size.
 with
 
 orders as (
@@ -30,6 +43,12 @@ completed_orders as (
         net_amount
     from orders
     where is_completed
+    {%- if is_incremental() %}
+        and not exists (
+            select from {{ this }} as stored
+            where stored.customer_id = orders.customer_id
+        )
+    {%- endif %}
 ),
 
 -- orders at the same instant are taken in id order, so exactly one of them
@@ -57,7 +76,7 @@ running as (
 
 -- several orders on one day are one order day: a gap is recorded on the
 -- first order of each new day, counted from the previous order day
-final as (
+steps as (
     select
         customer_id,
         order_id,
@@ -75,6 +94,53 @@ final as (
             false
         ) as starts_second_order_day
     from running
+),
+
+order_day_gaps as (
+    select
+        customer_id,
+        ordered_date,
+        gap_days
+    from steps
+    where gap_days is not null
+),
+
+-- the customer's own rhythm as of each of their order days after the first:
+-- the median of their gaps up to that day (every (day, earlier gap) pair is
+-- sorted once, here, for the customers this run computes; grouped bytewise,
+-- collate "C", the cheapest sort)
+own_rhythms as (
+    select
+        order_days.customer_id collate "C" as customer_id,
+        order_days.ordered_date,
+        percentile_cont(0.5) within group (order by order_day_gaps.gap_days) as median_gap_days
+    from order_day_gaps as order_days
+    inner join order_day_gaps
+        on order_day_gaps.customer_id = order_days.customer_id
+        and order_day_gaps.ordered_date <= order_days.ordered_date
+    group by 1, 2
+),
+
+final as (
+    select
+        steps.customer_id,
+        steps.order_id,
+        steps.ordered_at,
+        steps.ordered_date,
+        steps.next_ordered_at,
+        steps.first_order_at,
+        steps.orders_count,
+        steps.net_revenue,
+        steps.gap_days,
+        steps.starts_second_order_day,
+        -- every order day after the first has a gap, so every step on such a
+        -- day finds its day here; the first day has no rhythm yet (null)
+        own_rhythms.median_gap_days,
+        (select coalesce(max(batch_id), 0) from orders) as loaded_through
+    from steps
+    left join own_rhythms
+        on steps.customer_id = own_rhythms.customer_id
+        and steps.ordered_date = own_rhythms.ordered_date
 )
 
 select * from final
