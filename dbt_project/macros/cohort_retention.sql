@@ -5,23 +5,31 @@
     Monday) of a customer's first completed order; cohorts whose period starts
     within `history_periods` grains before as_of. For each cohort and each
     period since it that starts before as_of: the customers of the cohort with a
-    completed order in that period and their net revenue. `orders` is a CTE or
-    relation shaped like stg_shop__orders.
+    completed order in that period and their net revenue. `order_steps` is a
+    relation shaped like int_customer_order_steps (completed orders, each with
+    its customer's first order time), so only the orders of customers whose
+    first order falls in the reported cohorts are read, not all history.
 
     Returns a query with cohort_start, periods_since_first, cohort_size,
     retained_customers, revenue, first_period_revenue (unrounded).
 -#}
-{% macro cohort_retention(orders, grain, history_periods) -%}
+{% macro cohort_retention(order_steps, grain, history_periods) -%}
     with
 
+    -- the orders of customers who could belong to a reported cohort: their first
+    -- order is at most one grain before the oldest cohort start (a superset, the
+    -- cohorts below apply the exact bound), and all of them before as_of
     completed_orders as (
         select
             customer_id,
             date_trunc('{{ grain }}', ordered_date)::date as order_period,
             net_amount
-        from {{ orders }}
-        where is_completed
-            and ordered_at < {{ as_of() }}
+        from {{ order_steps }}
+        where ordered_at < {{ as_of() }}
+            and first_order_at >= {{ shift_in_utc(
+                as_of(),
+                'make_interval(' ~ grain ~ 's => -' ~ (history_periods + 1) ~ ')'
+            ) }}
     ),
 
     first_periods as (

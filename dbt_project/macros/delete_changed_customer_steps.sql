@@ -6,13 +6,15 @@
     the customers of those orders now, and the customers whose stored steps
     hold one of them (an order moved to another customer, or no longer
     completed, leaves a stale step behind otherwise). One statement, so both
-    sets are read before anything is deleted. A table stored before it had
-    `loaded_through` is emptied, and so recomputed whole.
+    sets are read before anything is deleted. A table stored without one of
+    the columns this version writes (`columns`; on_schema_change adds them
+    empty) is emptied, and so recomputed whole.
 -#}
-{% macro delete_changed_customer_steps(orders) -%}
+{% macro delete_changed_customer_steps(orders, columns) -%}
     {%- if is_incremental() -%}
         {%- set stored_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list if execute else [] -%}
-        {%- if 'loaded_through' in stored_columns or not execute -%}
+        {%- set missing = columns | reject('in', stored_columns) | list -%}
+        {%- if not missing or not execute -%}
         delete from {{ this }}
         where customer_id in (
             select changed.customer_id

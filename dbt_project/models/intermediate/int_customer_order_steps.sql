@@ -6,7 +6,7 @@
         unlogged=true,
         pre_hook=[
             "{{ set_local_work_mem() }}",
-            "{{ delete_changed_customer_steps(ref('stg_shop__orders')) }}",
+            "{{ delete_changed_customer_steps(ref('stg_shop__orders'), ['net_amount', 'median_gap_days', 'loaded_through']) }}",
         ],
         post_hook="analyze {{ this }}",
     )
@@ -60,6 +60,7 @@ running as (
         order_id,
         ordered_at,
         ordered_date,
+        net_amount,
         lead(ordered_at) over customer_orders as next_ordered_at,
         min(ordered_at) over customer_orders as first_order_at,
         count(*) over customer_orders as orders_count,
@@ -82,6 +83,7 @@ steps as (
         order_id,
         ordered_at,
         ordered_date,
+        net_amount,
         next_ordered_at,
         first_order_at,
         orders_count,
@@ -127,6 +129,7 @@ final as (
         steps.order_id,
         steps.ordered_at,
         steps.ordered_date,
+        steps.net_amount,
         steps.next_ordered_at,
         steps.first_order_at,
         steps.orders_count,

@@ -4,12 +4,12 @@
 -- macros/cohort_retention.sql, shared with rpt_cohort_retention_weekly.
 with
 
-orders as (
-    select * from {{ ref('stg_shop__orders') }}
+order_steps as (
+    select * from {{ ref('int_customer_order_steps') }}
 ),
 
 retention as (
-    {{ cohort_retention('orders', 'month', var('cohort_history_months')) }}
+    {{ cohort_retention('order_steps', 'month', var('cohort_history_months')) }}
 ),
 
 final as (

@@ -5,12 +5,12 @@
 -- the monthly cohorts (macros/cohort_retention.sql).
 with
 
-orders as (
-    select * from {{ ref('stg_shop__orders') }}
+order_steps as (
+    select * from {{ ref('int_customer_order_steps') }}
 ),
 
 retention as (
-    {{ cohort_retention('orders', 'week', var('cohort_history_weeks')) }}
+    {{ cohort_retention('order_steps', 'week', var('cohort_history_weeks')) }}
 ),
 
 final as (
