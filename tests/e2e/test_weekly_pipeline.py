@@ -120,13 +120,16 @@ def test_two_weeks_end_to_end_a_rerun_sends_nothing_twice_and_a_failed_gate_send
         warehouse_db, "select count(*), count(*) filter (where status = 'sent') from ops.digest_sends"
     ) == [(2, 2)]
 
-    # break the data behind the gates' back (as a buggy upstream fix would): the weekly
-    # run must stop at a gate, name what failed, and send and push nothing
+    # break the data behind the gates' back (as a buggy upstream fix would: written straight
+    # into raw, past the loader's rules, under a batch id of its own, which is how every
+    # change to raw must be marked for the incremental models to see it): the weekly run
+    # must stop at a gate, name what failed, and send and push nothing
     with psycopg.connect(**warehouse_db.libpq_kwargs()) as conn:
         conn.execute("delete from ops.digest_sends where iso_week = '2026-W47'")
         conn.execute("delete from ops.outreach_pushes where iso_week = '2026-W47'")
         conn.execute(
-            "update raw.orders set amount = -amount where status = 'completed' and order_id in "
+            "update raw.orders set amount = -amount, _batch_id = (select max(_batch_id) + 1 from raw.orders) "
+            "where status = 'completed' and order_id in "
             "(select order_id from raw.orders where status = 'completed' order by order_id limit 5)"
         )
     call_list.unlink()
