@@ -17,15 +17,17 @@
         {%- if not missing or not execute -%}
         delete from {{ this }}
         where customer_id in (
-            select changed.customer_id
-            from {{ orders }} as changed
-            where changed.batch_id > (select coalesce(max(loaded_through), 0) from {{ this }})
+            with changed as (
+                select customer_id, order_id
+                from {{ orders }}
+                where batch_id > (select coalesce(max(loaded_through), 0) from {{ this }})
+            )
+            select customer_id from changed
             union
             select stored.customer_id
             from {{ this }} as stored
-            inner join {{ orders }} as changed
+            inner join changed
                 on stored.order_id = changed.order_id
-            where changed.batch_id > (select coalesce(max(loaded_through), 0) from {{ this }})
         )
         {%- else -%}
         delete from {{ this }}

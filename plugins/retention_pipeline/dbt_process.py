@@ -38,8 +38,8 @@ from __future__ import annotations
 import gc
 import sys
 
-_PATCHED = False
-# dbt_common's own lookup, kept so a test can check the replacement gives its answer
+# dbt_common's own lookup once patched (None before): a test checks the replacement
+# gives its answer
 original_default_source = None
 
 
@@ -56,8 +56,8 @@ def _calling_module_name() -> str:
 
 def patch_behavior_flag_source() -> bool:
     """Replace the flag-source lookup with a frame walk; True if this call patched it."""
-    global _PATCHED, original_default_source
-    if _PATCHED:
+    global original_default_source
+    if original_default_source is not None:
         return False
     try:
         from dbt_common.behavior_flags import BehaviorFlagRendered
@@ -65,7 +65,6 @@ def patch_behavior_flag_source() -> bool:
         return False
     original_default_source = BehaviorFlagRendered._default_source
     BehaviorFlagRendered._default_source = staticmethod(_calling_module_name)  # type: ignore[method-assign]
-    _PATCHED = True
     return True
 
 
