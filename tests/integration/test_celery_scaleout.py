@@ -131,6 +131,10 @@ def test_weekly_dag_runs_on_a_celery_worker_triggered_through_the_rest_api(loade
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + _meta_url(address, meta_db),
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        # only the run the test triggers: unpausing would otherwise start the latest
+        # scheduled interval first (catchup off), whose sources are not fresh, and with
+        # max_active_runs=1 the triggered run waited behind its retries (5+ minutes)
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "RETENTION_DIGEST_RECIPIENTS": "all@company.test",
@@ -190,6 +194,8 @@ def test_weekly_dag_runs_on_a_celery_worker_triggered_through_the_rest_api(loade
             procs,
             logs,
         )
+        runs = api.call("GET", "/api/v2/dags/retention_weekly/dagRuns")["dag_runs"]
+        assert [r["dag_run_id"] for r in runs] == [run["dag_run_id"]]
         tis = api.call("GET", run_path + "/taskInstances?limit=100")["task_instances"]
         failed = [t["task_id"] for t in tis if t["state"] != "success"]
         assert state == "success", (
