@@ -1,14 +1,18 @@
 """The real DAGs, end to end: sample files -> ingest -> dbt -> gates -> digest + call list.
 
 Airflow runs in a subprocess (``retention run``) with its own AIRFLOW_HOME, against a
-fresh database on the real warehouse, and sends through a real SMTP server on loopback.
-The assertions are what a reader of the digest or a call-center lead would check.
+fresh database on the real warehouse, and sends through a real SMTP server on loopback
+(alerts also to a real HTTP server standing in for a Slack-compatible webhook). The
+assertions are what a reader of the digest, a call-center lead or the data team on call
+would check. Each kind of gate failure is tested against the warehouse in
+tests/integration/test_quality_gates.py; here one of them stops a real weekly run.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import re
 from datetime import date
 from pathlib import Path
 
@@ -26,7 +30,7 @@ CUSTOMERS = 800
 
 
 @pytest.fixture
-def pipeline_env(warehouse_db, smtp_server, tmp_path):
+def pipeline_env(warehouse_db, smtp_server, json_receiver, tmp_path):
     inbox, port = smtp_server
     landing = Path(os.environ["RETENTION_LANDING_DIR"])
     generate(landing, end=END, seed=7, customers=CUSTOMERS, daily_from=date(2026, 11, 9))
@@ -35,15 +39,17 @@ def pipeline_env(warehouse_db, smtp_server, tmp_path):
         "AIRFLOW_HOME": str(tmp_path / "airflow"),
         "AIRFLOW_CONN_SMTP_DEFAULT": smtp_conn_uri(port),
         "RETENTION_DIGEST_RECIPIENTS": "all@company.test",
+        "RETENTION_ALERT_RECIPIENTS": "data-team@company.test",
+        "RETENTION_ALERT_WEBHOOK_URL": json_receiver.url,
         "RETENTION_CALL_LIST_CAPACITY": "50",
     }
-    return env, inbox
+    return env, inbox, json_receiver.received
 
 
 def test_two_weeks_end_to_end_a_rerun_sends_nothing_twice_and_a_failed_gate_sends_nothing(
     warehouse_db, pipeline_env
 ):
-    env, inbox = pipeline_env
+    env, inbox, hooks = pipeline_env
     for week in WEEKS:
         done = run_retention(env, "run", "--week", week)
         assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
@@ -138,6 +144,33 @@ def test_two_weeks_end_to_end_a_rerun_sends_nothing_twice_and_a_failed_gate_send
     log = done.stdout + done.stderr
     assert "did not succeed" in log
     assert "net_revenue" in log or "amount" in log  # the failing check names its column
-    assert len(inbox.messages) == 2
+    assert len(inbox.to("all@company.test")) == 2
     assert not call_list.exists()
     assert query(warehouse_db, "select count(*) from ops.digest_sends where iso_week = '2026-W47'") == [(0,)]
+    assert query(warehouse_db, "select count(*) from ops.outreach_pushes where iso_week = '2026-W47'") == [
+        (0,)
+    ]
+    # BI still reads the week as it was published before the bad data came in
+    assert (
+        query(
+            warehouse_db,
+            "select active_customers, churn_rate, new_customers from marts.rpt_weekly_kpis where iso_week = '2026-W47'",
+        )
+        == kpi
+    )
+
+    # and the data team was told, by Airflow's failure callback (email and webhook), of each
+    # task that failed, for which interval; the good runs before it alerted nobody
+    listed = re.search(r"failed tasks: \[([^\]]*)\]", log)
+    assert listed, log[-2000:]
+    failed = {name.strip().strip("'") for name in listed.group(1).split(",") if name.strip()}
+    alerts = inbox.to("data-team@company.test")
+    assert failed and len(alerts) == len(failed) == len(hooks), [a["Subject"] for a in alerts]
+    alerted = set()
+    for alert in alerts:
+        subject = alert["Subject"].strip()
+        assert subject.startswith("[retention] retention_weekly.") and " failed for 2026-W47" in subject
+        assert "Interval: 2026-11-16T00:00:00+00:00 .. 2026-11-23T00:00:00+00:00" in alert.get_content()
+        alerted.add(subject.split(" ")[1].removeprefix("retention_weekly."))
+    assert alerted == failed
+    assert all(any(f"retention_weekly.{task}" in hook["text"] for hook in hooks) for task in failed)
