@@ -1,11 +1,17 @@
 {#-
     The two columns every model kept incrementally by period end stores beside
     its rows, and that delete_stale_period_ends reads on the next run:
-    `loaded_through` (the highest orders load batch the computation saw) and
-    `settings_key` (the business vars it used, macros/period_settings_key.sql).
-    `orders`: the orders CTE of the calling model.
+    `loaded_through` (the highest orders load batch the computation reflects)
+    and `settings_key` (the business vars it used, macros/period_settings_key.sql).
+
+    `source`: the incremental model the caller computes from (the order steps
+    for a stage history, the history for the flows and the 80/20 check). Its
+    own `loaded_through` is what the caller has seen, not the highest batch in
+    raw: an ingest that commits after the source was built and before the
+    caller runs is in raw but not in the source, and claiming it would make the
+    next run skip the period ends it changes.
 -#}
-{% macro period_bookkeeping_columns(orders) -%}
-    (select coalesce(max(batch_id), 0) from {{ orders }}) as loaded_through,
+{% macro period_bookkeeping_columns(source) -%}
+    (select coalesce(max(loaded_through), 0) from {{ source }}) as loaded_through,
             {{ period_settings_key() }}::text as settings_key
 {%- endmacro %}

@@ -11,10 +11,6 @@
 {% macro revenue_concentration(period, period_ends, history) -%}
     with
 
-    orders as (
-        select * from {{ ref('stg_shop__orders') }}
-    ),
-
     periods as (
         select * from {{ period_ends }}
     ),
@@ -60,7 +56,7 @@
             ranked_customers::bigint as ranked_customers,
             top_customers_revenue::numeric as top_customers_revenue,
             trailing_revenue::numeric as trailing_revenue,
-            {{ period_bookkeeping_columns('orders') }}
+            {{ period_bookkeeping_columns(history) }}
         from concentrated
     )
 

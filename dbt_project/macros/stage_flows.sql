@@ -17,10 +17,6 @@
 {% macro stage_flows(period, period_ends, history) -%}
     with
 
-    orders as (
-        select * from {{ ref('stg_shop__orders') }}
-    ),
-
     periods as (
         select * from {{ period_ends }}
     ),
@@ -98,7 +94,7 @@
             has_ordered_in_period,
             customers::bigint as customers,
             lifetime_days_sum::bigint as lifetime_days_sum,
-            {{ period_bookkeeping_columns('orders') }}
+            {{ period_bookkeeping_columns(history) }}
         from counted
     )
 

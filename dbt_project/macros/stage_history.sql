@@ -4,9 +4,9 @@
     stage_history(period, period_ends): the select of
     int_customer_stage_history_<grain>: the stages (macros/customer_stages.sql)
     at the period ends of `period_ends` that the stored history does not have
-    yet (all of them on a first or --full-refresh build), with the highest raw
-    load batch the computation saw (`loaded_through`, read by the pre-hook
-    delete_stale_period_ends on the next run).
+    yet (all of them on a first or --full-refresh build), with the highest
+    load batch the order steps it read reflect (`loaded_through`, read by the
+    pre-hook delete_stale_period_ends on the next run).
 
     stages_in_window(period, history, period_ends): the select of
     int_customers_staged_<grain>: the stored stages at this run's period ends,
@@ -14,10 +14,6 @@
 -#}
 {% macro stage_history(period, period_ends) -%}
     with
-
-    orders as (
-        select * from {{ ref('stg_shop__orders') }}
-    ),
 
     periods as (
         select * from {{ period_ends }}
@@ -43,7 +39,7 @@
     final as (
         select
             staged.*,
-            {{ period_bookkeeping_columns('orders') }}
+            {{ period_bookkeeping_columns(ref('int_customer_order_steps')) }}
         from staged
     )
 

@@ -576,3 +576,126 @@ def test_an_incremental_week_recomputes_only_what_new_data_touches_and_equals_a_
     pd.testing.assert_frame_equal(
         _stage_history("int_stage_flows_weekly"), after_change["int_stage_flows_weekly"], obj="upgraded flows"
     )
+
+
+def _refund_behind_the_loader(order_id: str) -> int:
+    """Refund one stored order as a new load batch (committed at once, from a connection of
+    its own, as a daily ingest running beside the weekly one would); return the batch id."""
+    with warehouse.connect() as conn:
+        row = conn.execute(
+            """update raw.orders set status = 'refunded', updated_at = timestamptz '2026-11-20 09:00+00',
+                      _batch_id = (select max(_batch_id) + 1 from raw.orders)
+               where order_id = %s returning _batch_id""",
+            (order_id,),
+        ).fetchone()
+        conn.commit()
+    assert row is not None
+    return int(row[0])
+
+
+def _dbt_in_this_process(args: list[str], vars_: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """dbt run in the test's own process (as Cosmos runs it in a task), so a test can act
+    between two of its statements."""
+    import json
+
+    from dbt.cli.main import dbtRunner
+
+    from retention_pipeline.warehouse import address
+
+    for key, value in address().dbt_env().items():
+        monkeypatch.setenv(key, value)
+    project = str(get_settings().dbt_project_dir)
+    result = dbtRunner().invoke(
+        [*args, "--project-dir", project, "--profiles-dir", project, "--vars", json.dumps(vars_)]
+    )
+    assert result.success, result.exception
+
+
+def test_orders_loaded_while_the_weekly_build_runs_are_picked_up_by_the_next_build(
+    warehouse_db: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A daily ingest may commit while the weekly dbt build runs: between two models (the
+    stage history reads order steps built before it), or inside one model (between the
+    order steps' pre-hook, which finds the changed customers, and its insert). Either way
+    the build must not record as seen a batch it did not compute from, or the next build
+    skips those changes for good. Each race is staged exactly, with old orders refunded
+    (they change stored period ends, which a normal week does not recompute)."""
+    from dbt.adapters.sql.connections import SQLConnectionManager
+
+    landing = tmp_path / "landing"
+    sample_data.generate(
+        landing, end=AS_OF.date(), customers=300, seed=13, daily_from=EARLIER_AS_OF.date(), bad_rows=False
+    )
+    _load(landing, EARLIER_AS_OF)
+    models = [
+        "int_customer_order_steps",
+        *(f"int_customer_stage_history_{grain}" for grain in ("weekly", "monthly")),
+        *(
+            f"{model}_{grain}"
+            for model in ("int_stage_flows", "int_revenue_concentration")
+            for grain in ("weekly", "monthly")
+        ),
+    ]
+    as_of = {"as_of": AS_OF.isoformat()}
+    run_dbt(
+        [
+            "build",
+            "--select",
+            *(f"+{model}" for model in models),
+            "--exclude",
+            "test_type:unit",
+            "test_type:data",
+        ],
+        vars_=as_of,
+    )
+
+    # four customers with several orders; one old order of each gets refunded
+    old_orders = _read(
+        f"""select distinct on (customer_id) customer_id, order_id from raw.orders o
+            where status = 'completed' and ordered_at < timestamptz '{AS_OF.isoformat()}' - interval '60 days'
+              and (select count(*) from raw.orders mine
+                   where mine.customer_id = o.customer_id and mine.status = 'completed') >= 3
+            order by customer_id, ordered_at desc limit 4"""
+    )["order_id"].tolist()
+    assert len(old_orders) == 4
+
+    def seen(model: str) -> int:
+        return int(_read(f"select max(loaded_through) as b from intermediate.{model}")["b"].iloc[0])
+
+    # between two models: the steps see the first refund, the histories run after the second
+    first = _refund_behind_the_loader(old_orders[0])
+    run_dbt(["run", "--select", "int_customer_order_steps"], vars_=as_of)
+    second = _refund_behind_the_loader(old_orders[1])
+    run_dbt(["run", "--select", *models[1:]], vars_=as_of)
+    assert seen("int_customer_order_steps") == first
+    for model in models[1:]:
+        assert seen(model) < second, f"{model} claims batch {second}, computed from steps that predate it"
+
+    # inside one model: the fourth refund commits right after the steps' pre-hook deleted
+    # the customers changed by the third
+    third = _refund_behind_the_loader(old_orders[2])
+    fourth: list[int] = []
+    add_query = SQLConnectionManager.add_query
+
+    def add_query_then_load(self: Any, sql: str, *args: Any, **kwargs: Any) -> Any:
+        result = add_query(self, sql, *args, **kwargs)
+        if not fourth and "delete from" in sql and "int_customer_order_steps" in sql:
+            fourth.append(_refund_behind_the_loader(old_orders[3]))
+        return result
+
+    monkeypatch.setattr(SQLConnectionManager, "add_query", add_query_then_load)
+    _dbt_in_this_process(["run", "--select", "int_customer_order_steps"], as_of, monkeypatch)
+    monkeypatch.setattr(SQLConnectionManager, "add_query", add_query)
+    assert fourth, "the steps' pre-hook did not run"
+    assert seen("int_customer_order_steps") == third
+
+    # the next normal build catches up on everything, and equals a rebuild from scratch
+    run_dbt(["run", "--select", *models], vars_=as_of)
+    assert seen("int_customer_order_steps") == fourth[0]
+    steps = _read("select order_id from intermediate.int_customer_order_steps")
+    assert not set(old_orders) & set(steps["order_id"]), "a refunded order still counts"
+    incremental = {model: _stage_history(model) for model in models}
+    run_dbt(["run", "--full-refresh", "--select", *models], vars_=as_of)
+    for model in models:
+        assert len(incremental[model]) > 0, f"{model} is empty: nothing to compare"
+        pd.testing.assert_frame_equal(_stage_history(model), incremental[model], obj=model)

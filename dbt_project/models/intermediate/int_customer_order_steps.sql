@@ -5,6 +5,7 @@
         on_schema_change='append_new_columns',
         unlogged=true,
         pre_hook=[
+            "{{ read_one_snapshot() }}",
             "{{ set_local_work_mem() }}",
             "{{ delete_changed_customer_steps(ref('stg_shop__orders'), ['net_amount', 'median_gap_days', 'loaded_through']) }}",
         ],

@@ -5,6 +5,7 @@
         on_schema_change='append_new_columns',
         unlogged=true,
         pre_hook=[
+            "{{ read_one_snapshot() }}",
             "{{ set_local_work_mem() }}",
             "{{ delete_stale_period_ends('week_end_at', ref('int_weeks_enumerated'), ref('stg_shop__orders')) }}",
         ],

@@ -3,7 +3,10 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='append_new_columns',
-        pre_hook="{{ delete_stale_period_ends('month_end_at', ref('int_months_enumerated'), ref('stg_shop__orders'), reported_only=true) }}",
+        pre_hook=[
+            "{{ read_one_snapshot() }}",
+            "{{ delete_stale_period_ends('month_end_at', ref('int_months_enumerated'), ref('stg_shop__orders'), reported_only=true) }}",
+        ],
         indexes=[
             {'columns': ['month_end_at'], 'unique': true},
         ],

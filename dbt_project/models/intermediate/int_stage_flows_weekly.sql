@@ -4,6 +4,7 @@
         incremental_strategy='append',
         on_schema_change='append_new_columns',
         pre_hook=[
+            "{{ read_one_snapshot() }}",
             "{{ set_local_work_mem() }}",
             "{{ delete_stale_period_ends('week_end_at', ref('int_weeks_enumerated'), ref('stg_shop__orders'), reported_only=true) }}",
         ],
