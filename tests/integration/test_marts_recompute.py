@@ -699,3 +699,103 @@ def test_orders_loaded_while_the_weekly_build_runs_are_picked_up_by_the_next_bui
     for model in models:
         assert len(incremental[model]) > 0, f"{model} is empty: nothing to compare"
         pd.testing.assert_frame_equal(_stage_history(model), incremental[model], obj=model)
+
+
+def _order_behind_the_loader(rows: list[tuple[str, str, str]]) -> None:
+    """New completed orders (order id, customer id, ordered_at) as one new load batch."""
+    with warehouse.connect() as conn:
+        batch = conn.execute("select max(_batch_id) + 1 from raw.orders").fetchone()
+        assert batch is not None
+        for order_id, customer_id, ordered_at in rows:
+            conn.execute(
+                """insert into raw.orders (order_id, customer_id, ordered_at, status, amount, currency,
+                                           updated_at, _batch_id, _loaded_at)
+                   values (%s, %s, %s, 'completed', 25, 'EUR', timestamptz '2026-11-20 09:00+00', %s, now())""",
+                (order_id, customer_id, ordered_at, batch[0]),
+            )
+        conn.commit()
+
+
+def test_order_steps_redo_only_the_tail_a_change_touches_and_equal_a_rebuild(
+    warehouse_db: object, tmp_path: Path
+) -> None:
+    """A customer's steps before their first changed order depend on nothing later, so a
+    run keeps them and redoes the rest, from the step before (its next order time moves).
+    The awkward cases: an order at the same instant as a stored one (taken in id order),
+    one later on the same day (no new gap: its rhythm comes from the day's first order,
+    which stays stored), an order moved back in time past others."""
+    landing = tmp_path / "landing"
+    sample_data.generate(landing, end=AS_OF.date(), customers=200, seed=17, bad_rows=False)
+    _load(landing, AS_OF)
+    steps_only = ["run", "--select", "+int_customer_order_steps"]
+    run_dbt(steps_only, vars_={"as_of": AS_OF.isoformat()})
+
+    def steps() -> pd.DataFrame:
+        return _read("select * from intermediate.int_customer_order_steps")
+
+    def equals_a_rebuild() -> None:
+        incremental = _stage_history("int_customer_order_steps")
+        run_dbt([*steps_only, "--full-refresh"], vars_={"as_of": AS_OF.isoformat()})
+        pd.testing.assert_frame_equal(_stage_history("int_customer_order_steps"), incremental)
+
+    # customers with at least three steps, their last order not near midnight (UTC)
+    last = _read(
+        """select distinct on (customer_id) customer_id, order_id, ordered_at
+           from intermediate.int_customer_order_steps s
+           where (select count(*) from intermediate.int_customer_order_steps mine
+                  where mine.customer_id = s.customer_id) >= 3
+             and ordered_at::time between '01:00' and '22:00'
+           order by customer_id, ordered_at desc, order_id desc limit 4"""
+    )
+    assert len(last) == 4
+    (same_instant, same_day, twice_same_day, moved) = last.itertuples(index=False)
+    before = steps()
+    _order_behind_the_loader(
+        [
+            # sorts before the stored order at that instant (ids compare bytewise)
+            ("O0", same_instant.customer_id, same_instant.ordered_at.isoformat()),
+            ("X1", same_day.customer_id, (same_day.ordered_at + timedelta(seconds=1)).isoformat()),
+            (
+                "X2",
+                twice_same_day.customer_id,
+                (twice_same_day.ordered_at + timedelta(seconds=1)).isoformat(),
+            ),
+        ]
+    )
+    first_step = before[before["customer_id"] == moved.customer_id].sort_values("ordered_at").iloc[1]
+    with warehouse.connect() as conn:
+        conn.execute(
+            """update raw.orders set ordered_at = %s,
+                      _batch_id = (select max(_batch_id) + 1 from raw.orders) where order_id = %s""",
+            (moved.ordered_at + timedelta(hours=1), first_step["order_id"]),
+        )
+        conn.commit()
+    run_dbt(steps_only, vars_={"as_of": AS_OF.isoformat()})
+
+    after = steps()
+    touched = {same_instant.customer_id, same_day.customer_id, twice_same_day.customer_id, moved.customer_id}
+    old_batch = before["loaded_through"].max()
+    # untouched customers' steps are the stored rows, untouched
+    key = ["customer_id", "order_id"]
+    kept = before[~before["customer_id"].isin(touched)].sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(
+        after[~after["customer_id"].isin(touched)].sort_values(key).reset_index(drop=True), kept
+    )
+    # a touched customer keeps the steps before the one preceding the change
+    for customer in (same_day.customer_id, twice_same_day.customer_id):
+        mine = after[after["customer_id"] == customer].sort_values(["ordered_at", "order_id"])
+        assert (mine["loaded_through"].iloc[:-2] == old_batch).all() and len(mine) >= 4, customer
+        assert (mine["loaded_through"].iloc[-2:] > old_batch).all(), customer
+    equals_a_rebuild()
+
+    # the same day once more: now the day's first order (the gap) stays stored and the two
+    # later ones are redone from it
+    _order_behind_the_loader(
+        [("X3", twice_same_day.customer_id, (twice_same_day.ordered_at + timedelta(seconds=2)).isoformat())]
+    )
+    run_dbt(steps_only, vars_={"as_of": AS_OF.isoformat()})
+    mine = steps()
+    mine = mine[mine["customer_id"] == twice_same_day.customer_id].sort_values(["ordered_at", "order_id"])
+    assert mine["order_id"].tolist()[-3:] == [twice_same_day.order_id, "X2", "X3"]
+    assert mine["loaded_through"].iloc[-3] < mine["loaded_through"].iloc[-1]
+    equals_a_rebuild()

@@ -7,7 +7,7 @@
         pre_hook=[
             "{{ read_one_snapshot() }}",
             "{{ set_local_work_mem() }}",
-            "{{ delete_changed_customer_steps(ref('stg_shop__orders'), ['net_amount', 'median_gap_days', 'loaded_through']) }}",
+            "{{ redo_changed_step_tails(ref('stg_shop__orders'), ['net_amount', 'median_gap_days', 'loaded_through']) }}",
         ],
         post_hook="analyze {{ this }}",
     )
@@ -20,11 +20,15 @@
 -- carries the customer's own rhythm up to it (the median gap between their
 -- order days), which depends on nothing but their orders.
 --
--- Incremental by customer: a run computes the steps of the customers that have
--- none stored, after the pre-hook (macros/delete_changed_customer_steps.sql)
--- deleted those of every customer whose orders were loaded or changed since:
--- a normal week recomputes the customers who ordered, not all history, and the
--- table equals a full recompute (--full-refresh).
+-- Incremental by customer and time: the pre-hook
+-- (macros/redo_changed_step_tails.sql) deleted, for every customer whose orders
+-- were loaded or changed since, their steps from just before the first changed
+-- one on, and left the customers and those points in `order_steps_to_redo`.
+-- A run computes those customers' running totals over all their orders (one
+-- sort) but writes, and takes the own-rhythm medians of, only the steps from
+-- that point on: a normal week adds a step or two per customer who ordered
+-- instead of redoing their history, and the table equals a full recompute
+-- (--full-refresh).
 --
 -- Unlogged: millions of derived rows without WAL; a crash empties the table and
 -- the next run recomputes every customer (slower, same answer). Analyzed at once
@@ -37,19 +41,20 @@ orders as (
 
 completed_orders as (
     select
-        customer_id,
-        order_id,
-        ordered_at,
-        ordered_date,
-        net_amount
+        orders.customer_id,
+        orders.order_id,
+        orders.ordered_at,
+        orders.ordered_date,
+        orders.net_amount
+        {%- if is_incremental() %},
+        redo.redo_from
+        {%- endif %}
     from orders
-    where is_completed
     {%- if is_incremental() %}
-        and not exists (
-            select from {{ this }} as stored
-            where stored.customer_id = orders.customer_id
-        )
+    inner join order_steps_to_redo as redo
+        on redo.customer_id = orders.customer_id
     {%- endif %}
+    where orders.is_completed
 ),
 
 -- orders at the same instant are taken in id order, so exactly one of them
@@ -62,6 +67,9 @@ running as (
         ordered_at,
         ordered_date,
         net_amount,
+        {%- if is_incremental() %}
+        redo_from,
+        {%- endif %}
         lead(ordered_at) over customer_orders as next_ordered_at,
         min(ordered_at) over customer_orders as first_order_at,
         count(*) over customer_orders as orders_count,
@@ -85,6 +93,9 @@ steps as (
         ordered_at,
         ordered_date,
         net_amount,
+        {%- if is_incremental() %}
+        redo_from,
+        {%- endif %}
         next_ordered_at,
         first_order_at,
         orders_count,
@@ -99,6 +110,16 @@ steps as (
     from running
 ),
 
+-- the steps this run writes: all of them on a full build, the redone tails on
+-- an incremental one
+new_steps as (
+    select *
+    from steps
+    {%- if is_incremental() %}
+    where ordered_at >= redo_from
+    {%- endif %}
+),
+
 order_day_gaps as (
     select
         customer_id,
@@ -108,43 +129,56 @@ order_day_gaps as (
     where gap_days is not null
 ),
 
--- the customer's own rhythm as of each of their order days after the first:
--- the median of their gaps up to that day (every (day, earlier gap) pair is
--- sorted once, here, for the customers this run computes; grouped bytewise,
--- collate "C", the cheapest sort)
+-- the order days whose rhythm this run needs: those of the steps it writes
+-- (every order day after the first has a gap, on its first order, which can
+-- be older than the redone tail: the days are taken from the gaps)
+rhythm_days as (
+    select
+        customer_id,
+        ordered_date
+    from steps
+    where gap_days is not null
+    {%- if is_incremental() %}
+        and ordered_date >= (redo_from at time zone 'utc')::date
+    {%- endif %}
+),
+
+-- the customer's own rhythm as of each of those days: the median of their
+-- gaps up to that day (each (day, earlier gap) pair is sorted once, here;
+-- grouped bytewise, collate "C", the cheapest sort)
 own_rhythms as (
     select
-        order_days.customer_id collate "C" as customer_id,
-        order_days.ordered_date,
+        rhythm_days.customer_id collate "C" as customer_id,
+        rhythm_days.ordered_date,
         percentile_cont(0.5) within group (order by order_day_gaps.gap_days) as median_gap_days
-    from order_day_gaps as order_days
+    from rhythm_days
     inner join order_day_gaps
-        on order_day_gaps.customer_id = order_days.customer_id
-        and order_day_gaps.ordered_date <= order_days.ordered_date
+        on order_day_gaps.customer_id = rhythm_days.customer_id
+        and order_day_gaps.ordered_date <= rhythm_days.ordered_date
     group by 1, 2
 ),
 
 final as (
     select
-        steps.customer_id,
-        steps.order_id,
-        steps.ordered_at,
-        steps.ordered_date,
-        steps.net_amount,
-        steps.next_ordered_at,
-        steps.first_order_at,
-        steps.orders_count,
-        steps.net_revenue,
-        steps.gap_days,
-        steps.starts_second_order_day,
+        new_steps.customer_id,
+        new_steps.order_id,
+        new_steps.ordered_at,
+        new_steps.ordered_date,
+        new_steps.net_amount,
+        new_steps.next_ordered_at,
+        new_steps.first_order_at,
+        new_steps.orders_count,
+        new_steps.net_revenue,
+        new_steps.gap_days,
+        new_steps.starts_second_order_day,
         -- every order day after the first has a gap, so every step on such a
         -- day finds its day here; the first day has no rhythm yet (null)
         own_rhythms.median_gap_days,
         (select coalesce(max(batch_id), 0) from orders) as loaded_through
-    from steps
+    from new_steps
     left join own_rhythms
-        on steps.customer_id = own_rhythms.customer_id
-        and steps.ordered_date = own_rhythms.ordered_date
+        on new_steps.customer_id = own_rhythms.customer_id
+        and new_steps.ordered_date = own_rhythms.ordered_date
 )
 
 select * from final
