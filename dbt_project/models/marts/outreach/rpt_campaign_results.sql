@@ -69,19 +69,44 @@ exposed as (
         and campaign_customers.customer_id = call_results.customer_id
 ),
 
+campaign_windows as (
+    select
+        campaign,
+        min(campaign_started_at) as window_starts_at
+    from campaign_customers
+    group by 1
+),
+
+-- the completed orders before as_of that any campaign can credit or compare against:
+-- from the earliest attribution start or campaign window on. Read from raw once and
+-- kept (a few weeks of orders, none before the first campaign) for the two joins below,
+-- instead of every order in history being copied aside for them.
+campaign_orders as (
+    select
+        customer_id,
+        order_id,
+        ordered_at,
+        amount
+    from orders
+    where is_completed
+        and ordered_at < {{ as_of() }}
+        and ordered_at >= least(
+            (select min(attribution_starts_at) from exposed),
+            (select min(window_starts_at) from campaign_windows)
+        )
+),
+
 attributed as (
     select
         exposed.*,
-        count(orders.order_id) as attributed_orders,
-        coalesce(sum(orders.amount), 0) as attributed_revenue
+        count(campaign_orders.order_id) as attributed_orders,
+        coalesce(sum(campaign_orders.amount), 0) as attributed_revenue
     from exposed
-    left join orders
-        on orders.customer_id = exposed.customer_id
-        and orders.is_completed
-        and orders.ordered_at >= exposed.attribution_starts_at
-        and orders.ordered_at < exposed.attribution_starts_at
+    left join campaign_orders
+        on campaign_orders.customer_id = exposed.customer_id
+        and campaign_orders.ordered_at >= exposed.attribution_starts_at
+        and campaign_orders.ordered_at < exposed.attribution_starts_at
             + make_interval(days => {{ var('attribution_window_days') }})
-        and orders.ordered_at < {{ as_of() }}
     group by
         exposed.campaign,
         exposed.customer_id,
@@ -119,31 +144,21 @@ holdout as (
     group by 1
 ),
 
-campaign_windows as (
-    select
-        campaign,
-        min(campaign_started_at) as window_starts_at
-    from campaign_customers
-    group by 1
-),
-
 -- the rest: every completed order in the campaign's window by someone it did not push
 other_orders as (
     select
         campaign_windows.campaign,
-        avg(orders.amount) as avg_check_other
+        avg(campaign_orders.amount) as avg_check_other
     from campaign_windows
-    inner join orders
-        on orders.is_completed
-        and orders.ordered_at >= campaign_windows.window_starts_at
-        and orders.ordered_at < campaign_windows.window_starts_at
+    inner join campaign_orders
+        on campaign_orders.ordered_at >= campaign_windows.window_starts_at
+        and campaign_orders.ordered_at < campaign_windows.window_starts_at
             + make_interval(days => {{ var('attribution_window_days') }})
-        and orders.ordered_at < {{ as_of() }}
     where not exists (
         select 1
         from pushed_customers
         where pushed_customers.campaign = campaign_windows.campaign
-            and pushed_customers.customer_id = orders.customer_id
+            and pushed_customers.customer_id = campaign_orders.customer_id
     )
     group by 1
 ),
