@@ -93,10 +93,19 @@ def cosmos_configs() -> dict[str, Any]:
     }
 
 
-def run_dbt(args: list[str], *, vars_: dict[str, Any] | None = None) -> None:
-    """Run a dbt command against the configured warehouse (the CLI and tests use it)."""
+def dbt_cli_args(args: list[str], *, vars_: dict[str, Any] | None = None) -> list[str]:
+    """A dbt command's arguments with this project's project and profiles dirs and vars."""
     import json
 
+    project = str(get_settings().dbt_project_dir)
+    cli = [*args, "--project-dir", project, "--profiles-dir", project]
+    if vars_:
+        cli += ["--vars", json.dumps(vars_)]
+    return cli
+
+
+def run_dbt(args: list[str], *, vars_: dict[str, Any] | None = None) -> None:
+    """Run a dbt command against the configured warehouse (the CLI and tests use it)."""
     settings = get_settings()
     env = {**os.environ}
     try:
@@ -109,16 +118,7 @@ def run_dbt(args: list[str], *, vars_: dict[str, Any] | None = None) -> None:
                 "RETENTION_DBT_DBNAME": "retention",
             }
         )
-    cmd = [
-        dbt_executable(),
-        *args,
-        "--project-dir",
-        str(settings.dbt_project_dir),
-        "--profiles-dir",
-        str(settings.dbt_project_dir),
-    ]
-    if vars_:
-        cmd += ["--vars", json.dumps(vars_)]
+    cmd = [dbt_executable(), *dbt_cli_args(args, vars_=vars_)]
     subprocess.run(cmd, check=True, env=env, cwd=settings.dbt_project_dir)
 
 

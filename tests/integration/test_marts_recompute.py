@@ -27,7 +27,7 @@ import yaml
 
 from retention_pipeline import loading, sample_data, warehouse
 from retention_pipeline.config import get_settings
-from retention_pipeline.dbt_config import run_dbt
+from retention_pipeline.dbt_config import dbt_cli_args, run_dbt
 
 pytestmark = pytest.mark.integration
 
@@ -578,36 +578,39 @@ def test_an_incremental_week_recomputes_only_what_new_data_touches_and_equals_a_
     )
 
 
-def _refund_behind_the_loader(order_id: str) -> int:
-    """Refund one stored order as a new load batch (committed at once, from a connection of
-    its own, as a daily ingest running beside the weekly one would); return the batch id."""
+def _change_order_behind_the_loader(order_id: str, **values: object) -> int:
+    """Set columns of one stored order as a new load batch (committed at once, from a
+    connection of its own, as a daily ingest running beside the weekly one would); return
+    the batch id."""
+    assignments = ", ".join(f"{column} = %s" for column in values)
     with warehouse.connect() as conn:
         row = conn.execute(
-            """update raw.orders set status = 'refunded', updated_at = timestamptz '2026-11-20 09:00+00',
-                      _batch_id = (select max(_batch_id) + 1 from raw.orders)
-               where order_id = %s returning _batch_id""",
-            (order_id,),
+            f"""update raw.orders set {assignments},
+                       _batch_id = (select max(_batch_id) + 1 from raw.orders)
+                where order_id = %s returning _batch_id""",
+            (*values.values(), order_id),
         ).fetchone()
         conn.commit()
     assert row is not None
     return int(row[0])
 
 
+def _refund_behind_the_loader(order_id: str) -> int:
+    return _change_order_behind_the_loader(
+        order_id, status="refunded", updated_at=datetime(2026, 11, 20, 9, tzinfo=UTC)
+    )
+
+
 def _dbt_in_this_process(args: list[str], vars_: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     """dbt run in the test's own process (as Cosmos runs it in a task), so a test can act
     between two of its statements."""
-    import json
-
     from dbt.cli.main import dbtRunner
 
     from retention_pipeline.warehouse import address
 
     for key, value in address().dbt_env().items():
         monkeypatch.setenv(key, value)
-    project = str(get_settings().dbt_project_dir)
-    result = dbtRunner().invoke(
-        [*args, "--project-dir", project, "--profiles-dir", project, "--vars", json.dumps(vars_)]
-    )
+    result = dbtRunner().invoke(dbt_cli_args(args, vars_=vars_))
     assert result.success, result.exception
 
 
@@ -723,7 +726,7 @@ def test_order_steps_redo_only_the_tail_a_change_touches_and_equal_a_rebuild(
     run keeps them and redoes the rest, from the step before (its next order time moves).
     The awkward cases: an order at the same instant as a stored one (taken in id order),
     one later on the same day (no new gap: its rhythm comes from the day's first order,
-    which stays stored), an order moved back in time past others."""
+    which stays stored), an order moved later, past the customer's other orders."""
     landing = tmp_path / "landing"
     sample_data.generate(landing, end=AS_OF.date(), customers=200, seed=17, bad_rows=False)
     _load(landing, AS_OF)
@@ -762,14 +765,9 @@ def test_order_steps_redo_only_the_tail_a_change_touches_and_equal_a_rebuild(
             ),
         ]
     )
-    first_step = before[before["customer_id"] == moved.customer_id].sort_values("ordered_at").iloc[1]
-    with warehouse.connect() as conn:
-        conn.execute(
-            """update raw.orders set ordered_at = %s,
-                      _batch_id = (select max(_batch_id) + 1 from raw.orders) where order_id = %s""",
-            (moved.ordered_at + timedelta(hours=1), first_step["order_id"]),
-        )
-        conn.commit()
+    # the customer's second order moves to an hour after their last one
+    second_step = before[before["customer_id"] == moved.customer_id].sort_values("ordered_at").iloc[1]
+    _change_order_behind_the_loader(second_step["order_id"], ordered_at=moved.ordered_at + timedelta(hours=1))
     run_dbt(steps_only, vars_={"as_of": AS_OF.isoformat()})
 
     after = steps()

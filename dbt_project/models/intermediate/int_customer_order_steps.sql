@@ -125,6 +125,9 @@ order_day_gaps as (
         customer_id,
         ordered_date,
         gap_days
+        {%- if is_incremental() %},
+        redo_from
+        {%- endif %}
     from steps
     where gap_days is not null
 ),
@@ -136,10 +139,9 @@ rhythm_days as (
     select
         customer_id,
         ordered_date
-    from steps
-    where gap_days is not null
+    from order_day_gaps
     {%- if is_incremental() %}
-        and ordered_date >= (redo_from at time zone 'utc')::date
+    where ordered_date >= (redo_from at time zone 'utc')::date
     {%- endif %}
 ),
 
