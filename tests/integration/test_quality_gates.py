@@ -27,6 +27,7 @@ import psycopg
 import pytest
 
 from retention_pipeline import alerts, publish, warehouse
+from retention_pipeline.config import get_settings
 from retention_pipeline.dbt_config import run_dbt
 from retention_pipeline.entities import ENTITIES
 from retention_pipeline.ingest_tasks import land_entity, validate_batch
@@ -237,11 +238,8 @@ def test_a_broken_dbt_model_or_bad_source_rows_stop_the_build_before_publish(
 
     # a broken model in the marts folder (a copy of the project, so the real one is untouched)
     project = tmp_path / "dbt_project"
-    shutil.copytree(
-        os.environ.get("RETENTION_DBT_PROJECT_DIR") or Path(__file__).parents[2] / "dbt_project",
-        project,
-        ignore=shutil.ignore_patterns("target", "logs"),
-    )
+    real = get_settings().dbt_project_dir
+    shutil.copytree(real, project, ignore=shutil.ignore_patterns("target", "logs"))
     (project / "models" / "marts" / "rpt_broken.sql").write_text(
         "select customer_id, 1 / (orders_count - orders_count) as boom from {{ ref('dim_customers') }}\n"
     )
@@ -250,7 +248,7 @@ def test_a_broken_dbt_model_or_bad_source_rows_stop_the_build_before_publish(
     with pytest.raises(subprocess.CalledProcessError):
         run_dbt(["build", "--quiet"], vars_={"as_of": end.isoformat(), **publish.DBT_BUILD_VARS})
     assert _published_weeks() == W46
-    monkeypatch.delenv("RETENTION_DBT_PROJECT_DIR")
+    monkeypatch.setenv("RETENTION_DBT_PROJECT_DIR", str(real))
 
     # negative amounts behind the loader's back (a buggy upstream fix, under a batch id of
     # its own, as every change to raw must be marked for the incremental models): dbt's
