@@ -18,6 +18,16 @@
         it had that column (it is added by on_schema_change: append_new_columns).
     Rows of period ends after as_of (kept by a later run during a backfill) stay.
 
+    The table holds customers x period ends rows (tens of millions at a million
+    customers) but only a few dozen period ends, and each run stores whole
+    period ends computed with one settings_key. So the tests above are made per
+    period end, not per row: the stored period ends are read off the index that
+    leads with the period end (a loose index scan, one probe per end, as
+    PostgreSQL has no skip scan for min/next), a probe row of each gives its
+    settings_key, and the delete finds the stale ends' rows through the same
+    index: a normal week reads a few index pages and the one or two period
+    ends it drops, where a per-row filter read the whole stored history.
+
     With `reported_only` (the stage flows and the revenue concentration, which
     keep only the reported periods), the window is the reported periods of
     `period_ends` (`<period>_index < kpi_history_<period>s`): the oldest period
@@ -33,23 +43,43 @@
             {%- endset -%}
         {%- endif -%}
         {%- set stored_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list if execute else [] -%}
+        {%- set column = period_end_column -%}
         delete from {{ this }}
-        where {{ period_end_column }} = {{ as_of() }}
-            {%- if 'settings_key' in stored_columns %}
-            or settings_key is distinct from {{ period_settings_key() }}
-            {%- else %}
-            or true
-            {%- endif %}
-            or {{ period_end_column }} > (
-                select min(ordered_at)
-                from {{ orders }}
-                where batch_id > (select coalesce(max(loaded_through), 0) from {{ this }})
+        {%- if 'settings_key' not in stored_columns %}
+        where true
+        {%- else %}
+        where {{ column }} = any(array(
+            with recursive stored_ends as (
+                (select {{ column }} as period_end from {{ this }} order by 1 limit 1)
+                union all
+                select (
+                    select later.{{ column }} from {{ this }} as later
+                    where later.{{ column }} > stored_ends.period_end
+                    order by 1 limit 1
+                )
+                from stored_ends
+                where stored_ends.period_end is not null
             )
-            or {{ period_end_column }} < (select min({{ period_end_column }}) from {{ period_ends }} as window_ends)
-            or (
-                {{ period_end_column }} < {{ as_of() }}
-                and {{ period_end_column }} not in (select {{ period_end_column }} from {{ period_ends }} as window_ends)
-            )
+            select period_end
+            from stored_ends
+            where period_end = {{ as_of() }}
+                or (
+                    select probe.settings_key from {{ this }} as probe
+                    where probe.{{ column }} = stored_ends.period_end
+                    limit 1
+                ) is distinct from {{ period_settings_key() }}
+                or period_end > (
+                    select min(ordered_at)
+                    from {{ orders }}
+                    where batch_id > (select coalesce(max(loaded_through), 0) from {{ this }})
+                )
+                or period_end < (select min({{ column }}) from {{ period_ends }} as window_ends)
+                or (
+                    period_end < {{ as_of() }}
+                    and period_end not in (select {{ column }} from {{ period_ends }} as window_ends)
+                )
+        ))
+        {%- endif %}
     {%- else -%}
         select 1
     {%- endif -%}

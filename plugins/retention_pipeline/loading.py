@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from retention_pipeline.config import get_settings
+from retention_pipeline.ddl import raw_batch_index_ddl, raw_batch_index_name
 from retention_pipeline.entities import ENTITIES, Entity
 from retention_pipeline.warehouse import scalar
 
@@ -825,8 +826,9 @@ def publish_batch(conn: psycopg.Connection, batch_id: int) -> dict[str, int]:
 
 
 # A batch at least this large, and larger than what raw already holds, is merged with
-# raw's primary key dropped and rebuilt after: one sort instead of millions of index
-# insertions (the initial load and backfills; daily batches never qualify).
+# raw's indexes (primary key, batch id) dropped and rebuilt after: one sort each instead
+# of millions of index insertions (the initial load and backfills; daily batches never
+# qualify).
 BULK_MERGE_MIN_ROWS = 100_000
 
 
@@ -851,12 +853,14 @@ def _merge_into_raw(
     conn.execute(f"set local maintenance_work_mem = {_literal(get_settings().load_sort_memory)}")
     raw_rows = scalar(conn, f"select reltuples::bigint from pg_class where oid = '{raw}'::regclass")
     primary_key = None
-    if batch_rows >= BULK_MERGE_MIN_ROWS and batch_rows > raw_rows:
+    bulk = batch_rows >= BULK_MERGE_MIN_ROWS and batch_rows > raw_rows
+    if bulk:
         primary_key = scalar(
             conn, f"select conname from pg_constraint where conrelid = '{raw}'::regclass and contype = 'p'"
         )
         if primary_key:
             conn.execute(f"alter table {raw} drop constraint {primary_key}")
+        conn.execute(f"drop index if exists raw.{raw_batch_index_name(entity)}")
     changed = 0
     if entity.version_column:
         v = entity.version_column
@@ -879,6 +883,8 @@ def _merge_into_raw(
     ).rowcount
     if primary_key:
         conn.execute(f"alter table {raw} add constraint {primary_key} primary key ({entity.key})")
+    if bulk:
+        conn.execute(raw_batch_index_ddl(entity))
         conn.execute(f"analyze {raw}")
     return changed
 

@@ -10,6 +10,9 @@
             "{{ redo_changed_step_tails(ref('stg_shop__orders'), ['net_amount', 'median_gap_days', 'loaded_through']) }}",
         ],
         post_hook="analyze {{ this }}",
+        indexes=[
+            {'columns': ['loaded_through']},
+        ],
     )
 }}
 -- Every completed order with its customer's running totals up to and including
@@ -32,7 +35,10 @@
 --
 -- Unlogged: millions of derived rows without WAL; a crash empties the table and
 -- the next run recomputes every customer (slower, same answer). Analyzed at once
--- so the histories' joins in the same run are planned on its real size.
+-- so the histories' joins in the same run are planned on its real size. Indexed
+-- on loaded_through: the pre-hook and the histories' bookkeeping ask for its
+-- highest value on every run, otherwise a scan of every stored step; raw's
+-- batches are found through raw's own index on _batch_id (ddl.py).
 with
 
 orders as (
