@@ -22,7 +22,12 @@
     ),
 
     -- not materialized: read twice, and a materialized CTE would copy the whole
-    -- history to a tuplestore instead of reading the table in place
+    -- history to a tuplestore instead of reading the table in place. Both reads
+    -- below are per period to build, through a lateral subquery that `offset 0`
+    -- keeps from being flattened into a join: periods_to_build (read twice, so
+    -- materialized) has no statistics, and as a join the planner hashed it
+    -- against a scan of every stored period end's rows (1.36 s against 0.27 s
+    -- for a normal week at 995k orders; the history grows by a period per run)
     history as not materialized (
         select * from {{ history }}
     ),
@@ -40,8 +45,11 @@
             history.first_order_at,
             history.last_order_at
         from periods_to_build
-        inner join history
-            on history.{{ period }}_end_at = periods_to_build.period_end_at
+        cross join lateral (
+            select * from history
+            where history.{{ period }}_end_at = periods_to_build.period_end_at
+            offset 0
+        ) as history
     ),
 
     -- only the period starts of the periods to build (a normal week: one or two),
@@ -52,8 +60,11 @@
             history.customer_id,
             history.churn_stage
         from periods_to_build
-        inner join history
-            on history.{{ period }}_end_at = periods_to_build.period_start_at
+        cross join lateral (
+            select * from history
+            where history.{{ period }}_end_at = periods_to_build.period_start_at
+            offset 0
+        ) as history
     ),
 
     customer_flows as (

@@ -44,6 +44,13 @@
     )
 
     select * from final
+    {%- if is_incremental() %}
+    -- appended in the order of the table's unique index (period end, customer):
+    -- each new row lands on the index page the previous one filled, instead of
+    -- on a random page of an index much larger than the server's buffers. (A
+    -- first build creates the index after the rows, by sorting: no order here.)
+    order by {{ period }}_end_at, customer_id
+    {%- endif %}
 {%- endmacro %}
 
 
