@@ -38,7 +38,9 @@ def _isolate_process() -> None:
         tempfile.mkdtemp(prefix=f"retention-tests-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-")
     )
     atexit.register(shutil.rmtree, scratch, ignore_errors=True)
-    source = Path(os.environ.get("RETENTION_DBT_PROJECT_DIR") or Path(__file__).parents[1] / "dbt_project")
+    from retention_pipeline.config import get_settings  # imports nothing of Airflow
+
+    source = get_settings().dbt_project_dir
     project = scratch / "dbt_project"
     shutil.copytree(source, project, ignore=shutil.ignore_patterns("target", "logs"))
     (project / "target").mkdir()
