@@ -6,15 +6,16 @@ in `RETENTION_TIMEZONE`; dbt's `as_of` is the interval end):
 
 1. **check_sources**: every raw entity has data, the orders reach into the week, and
    dbt's source freshness holds at the week's end;
-2. **prepare_marts_build**: an empty `marts_build` schema, with the published history
-   of the incremental marts carried into it;
+2. **prepare_marts_build**: an empty `marts_build` schema; a weekly history mart gets
+   an empty table of its published shape (dbt writes only this week there);
 3. **dbt** (Cosmos, rendered from the prebuilt manifest): seeds, staging,
    intermediate and marts (into `marts_build`), each model followed by its tests, so a
    failing test stops what depends on it;
 4. **gate_marts**: `marts_build` must pass its Great Expectations suites and the
    week-over-week drift checks;
-5. **publish_marts**: `marts_build` becomes `marts` in one transaction (write-audit-
-   publish: BI never sees marts that did not pass);
+5. **publish_marts**: `marts_build` becomes `marts` in one transaction, the audited
+   week merged into the published weekly history (write-audit-publish: BI never sees
+   marts that did not pass);
 6. then, in parallel, **send_digest** (the company digest, once per week, ledgered)
    and **push_call_list** (the call list to the outreach sinks, ledgered).
 

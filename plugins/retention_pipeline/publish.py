@@ -15,11 +15,18 @@
   is the same two renames the other way).
 
 Incremental models (history that dbt appends to week after week) would lose their
-history if the build schema started empty every week. :func:`prepare_build` therefore
-copies each incremental model of the marts folder from the published ``marts`` into
-``marts_build`` before dbt runs: dbt appends this week to the last *published* history,
-the result is audited with everything else, and a failed run discards it with the
-build schema. History therefore only ever grows by weeks that passed their gates.
+history if the build schema started empty every week. A weekly history declares the
+column naming a row's week (``meta: {history_week_column: ...}``, e.g.
+``fct_customer_weekly_status``): :func:`prepare_build` gives ``marts_build`` an empty
+table of the published one's shape (columns, constraints, indexes), so dbt builds only
+this run's week there and the gates audit that week alone; :func:`publish_marts` then,
+in the swap's transaction, replaces that week in the published table and keeps the
+table itself in ``marts`` (it does not move to ``marts_previous``). Copying the whole
+history into the build and auditing it again every week made each run cost all the
+weeks before it (a year at a million customers: 50M rows copied and re-checked for a
+week of 1M). An incremental mart without that meta is copied whole, as before. Either
+way a failed run discards its week with the build schema: history only ever grows by
+weeks that passed their gates.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from retention_pipeline import warehouse
 from retention_pipeline.config import get_settings
@@ -65,13 +72,11 @@ class PublishBlocked(RuntimeError):
 # --- write ---------------------------------------------------------------------------
 
 
-def incremental_marts(manifest: Path | None = None) -> list[str]:
-    """Relations of the incremental models dbt puts in the marts schema (from the manifest),
-    so that a model added to the marts folder tomorrow is covered without a code change."""
+def _incremental_mart_configs(manifest: Path | None = None) -> dict[str, dict[str, Any]]:
     from retention_pipeline.dbt_config import ensure_manifest
 
     data = json.loads((manifest or ensure_manifest()).read_text())
-    names = []
+    configs = {}
     for node in data.get("nodes", {}).values():
         config = node.get("config", {})
         if (
@@ -79,8 +84,25 @@ def incremental_marts(manifest: Path | None = None) -> list[str]:
             and config.get("materialized") == "incremental"
             and (config.get("schema") or "").strip() == PUBLISHED_SCHEMA
         ):
-            names.append(node.get("alias") or node["name"])
-    return sorted(names)
+            configs[node.get("alias") or node["name"]] = config
+    return dict(sorted(configs.items()))
+
+
+def incremental_marts(manifest: Path | None = None) -> list[str]:
+    """Relations of the incremental models dbt puts in the marts schema (from the manifest),
+    so that a model added to the marts folder tomorrow is covered without a code change."""
+    return list(_incremental_mart_configs(manifest))
+
+
+def history_week_columns(manifest: Path | None = None) -> dict[str, str]:
+    """The incremental marts built a week at a time: relation -> the column naming a row's
+    week (``meta.history_week_column`` in the model's config)."""
+    columns = {}
+    for table, config in _incremental_mart_configs(manifest).items():
+        column = (config.get("meta") or {}).get("history_week_column")
+        if column:
+            columns[table] = str(column)
+    return columns
 
 
 def _schema_exists(conn: psycopg.Connection, schema: str) -> bool:
@@ -91,11 +113,16 @@ def _table_exists(conn: psycopg.Connection, schema: str, table: str) -> bool:
     return bool(warehouse.scalar(conn, "select to_regclass(%s) is not null", (f'"{schema}"."{table}"',)))
 
 
-def prepare_build(incremental: list[str] | None = None) -> dict[str, int]:
-    """Start the build schema afresh, carrying the published history of incremental models."""
+def prepare_build(
+    incremental: list[str] | None = None, week_columns: dict[str, str] | None = None
+) -> dict[str, int]:
+    """Start the build schema afresh for the incremental marts: a weekly history
+    (``week_columns``, default: from the manifest) gets the published table's shape only,
+    any other incremental mart a copy of its published rows. Returns the rows carried."""
     from psycopg import sql
 
     tables = incremental_marts() if incremental is None else incremental
+    by_week = history_week_columns() if week_columns is None else week_columns
     carried: dict[str, int] = {}
     with warehouse.connect() as conn:
         conn.execute(_LOCK)
@@ -108,6 +135,11 @@ def prepare_build(incremental: list[str] | None = None) -> dict[str, int]:
             new = sql.Identifier(BUILD_SCHEMA, table)
             old = sql.Identifier(PUBLISHED_SCHEMA, table)
             conn.execute(sql.SQL("create table {} (like {} including all)").format(new, old))
+            if table in by_week:
+                # dbt sees an incremental run on the published shape and writes its week;
+                # publish_marts merges that week into the published rows
+                carried[table] = 0
+                continue
             cur = conn.execute(sql.SQL("insert into {} select * from {}").format(new, old))
             carried[table] = cur.rowcount
         conn.commit()
@@ -435,8 +467,66 @@ def _rebind_views(conn: psycopg.Connection, views: list[DependentView]) -> None:
         log.info("view %s now reads the published marts", view.name)
 
 
-def publish_marts(iso_week: str) -> dict[str, str]:
-    """Swap the audited build into ``marts`` in one transaction and record its statistics."""
+def _columns(conn: psycopg.Connection, schema: str, table: str) -> list[tuple[str, str]]:
+    return [
+        (name, type_)
+        for name, type_ in conn.execute(
+            "select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute a "
+            "where a.attrelid = %s::regclass and a.attnum > 0 and not a.attisdropped order by a.attnum",
+            (f'"{schema}"."{table}"',),
+        ).fetchall()
+    ]
+
+
+def merge_week_histories(conn: psycopg.Connection, week_columns: dict[str, str]) -> dict[str, int]:
+    """Inside the swap's transaction, before the renames: replace, in each published weekly
+    history, the weeks its build holds with the build's rows, then drop the build's table
+    (the published table stays and is moved back into ``marts`` after the renames).
+    Columns the build gained (dbt's ``append_new_columns``) are added to the published
+    table first. Returns relation -> rows written; a relation not published yet is left
+    out (the swap publishes the build's table as it is)."""
+    from psycopg import sql
+
+    merged: dict[str, int] = {}
+    for table, week_column in week_columns.items():
+        if not (_table_exists(conn, PUBLISHED_SCHEMA, table) and _table_exists(conn, BUILD_SCHEMA, table)):
+            continue
+        published = sql.Identifier(PUBLISHED_SCHEMA, table)
+        build = sql.Identifier(BUILD_SCHEMA, table)
+        have = {name for name, _ in _columns(conn, PUBLISHED_SCHEMA, table)}
+        columns = _columns(conn, BUILD_SCHEMA, table)
+        for name, type_ in columns:
+            if name not in have:
+                conn.execute(
+                    sql.SQL("alter table {} add column {} {}").format(
+                        published, sql.Identifier(name), sql.SQL(type_)
+                    )
+                )
+        names = sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns)
+        week = sql.Identifier(week_column)
+        conn.execute(
+            sql.SQL("delete from {} where {} in (select distinct {} from {})").format(
+                published, week, week, build
+            )
+        )
+        cur = conn.execute(
+            sql.SQL("insert into {} ({}) select {} from {}").format(published, names, names, build)
+        )
+        merged[table] = cur.rowcount
+        conn.execute(sql.SQL("drop table {}").format(build))
+        log.info(
+            "%s.%s: the audited week merged into the published history (%d rows)",
+            PUBLISHED_SCHEMA,
+            table,
+            cur.rowcount,
+        )
+    return merged
+
+
+def publish_marts(iso_week: str, week_columns: dict[str, str] | None = None) -> dict[str, str]:
+    """Swap the audited build into ``marts`` in one transaction and record its statistics.
+    The weekly histories (``week_columns``, default: from the manifest) are merged, not
+    swapped: see :func:`merge_week_histories`."""
     from psycopg import sql
 
     with warehouse.connect() as conn:
@@ -460,6 +550,15 @@ def publish_marts(iso_week: str) -> dict[str, str]:
         dependents = external_dependents(conn, PUBLISHED_SCHEMA)
         stats = build_stats(conn, iso_week, BUILD_SCHEMA)
         had_marts = _schema_exists(conn, PUBLISHED_SCHEMA)
+        by_week = history_week_columns() if week_columns is None else week_columns
+        merge_week_histories(conn, by_week)
+        # the published histories stay in marts (merged above, or left as they were if
+        # this build has no table of theirs); only a history new this week is swapped in
+        kept = [
+            table
+            for table in by_week
+            if _table_exists(conn, PUBLISHED_SCHEMA, table) and not _table_exists(conn, BUILD_SCHEMA, table)
+        ]
         conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(PREVIOUS_SCHEMA)))
         if had_marts:
             conn.execute(
@@ -472,6 +571,12 @@ def publish_marts(iso_week: str) -> dict[str, str]:
                 sql.Identifier(BUILD_SCHEMA), sql.Identifier(PUBLISHED_SCHEMA)
             )
         )
+        for table in kept:
+            conn.execute(
+                sql.SQL("alter table {} set schema {}").format(
+                    sql.Identifier(PREVIOUS_SCHEMA, table), sql.Identifier(PUBLISHED_SCHEMA)
+                )
+            )
         _rebind_views(conn, dependents)
         for hook in GRANT_HOOKS:
             hook(conn, PREVIOUS_SCHEMA if had_marts else None, PUBLISHED_SCHEMA)

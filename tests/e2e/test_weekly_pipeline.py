@@ -67,6 +67,16 @@ def test_two_weeks_end_to_end_a_rerun_sends_nothing_twice_and_a_failed_gate_send
     active, churn_rate, _new = kpi[0]
     assert f"{float(churn_rate) * 100:.1f}%" in digest["Subject"]
 
+    # the weekly status history holds both weeks (each run built only its own week and
+    # the publish merged it into the published table), the last one every customer with orders
+    history_sql = "select iso_week, count(*) from marts.fct_customer_weekly_status group by 1 order by 1"
+    history = query(warehouse_db, history_sql)
+    assert [week for week, _ in history] == list(WEEKS)
+    assert (
+        history[-1][1]
+        == query(warehouse_db, "select count(*) from marts.dim_customers where has_orders")[0][0]
+    )
+
     # a text and an HTML part with the same headline numbers, images inline by CID
     assert digest.get_content_type() == "multipart/alternative"
     text = digest.get_body(("plain",)).get_content()
@@ -125,6 +135,7 @@ def test_two_weeks_end_to_end_a_rerun_sends_nothing_twice_and_a_failed_gate_send
     assert query(
         warehouse_db, "select count(*), count(*) filter (where status = 'sent') from ops.digest_sends"
     ) == [(2, 2)]
+    assert query(warehouse_db, history_sql) == history
 
     # break the data behind the gates' back (as a buggy upstream fix would: written straight
     # into raw, past the loader's rules, under a batch id of its own, which is how every
@@ -158,6 +169,7 @@ def test_two_weeks_end_to_end_a_rerun_sends_nothing_twice_and_a_failed_gate_send
         )
         == kpi
     )
+    assert query(warehouse_db, history_sql) == history
 
     # and the data team was told, by Airflow's failure callback (email and webhook), of each
     # task that failed, for which interval; the good runs before it alerted nobody

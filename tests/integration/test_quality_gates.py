@@ -397,19 +397,85 @@ def test_prepare_build_carries_the_published_history_of_incremental_models(wareh
         )
     )
     assert publish.incremental_marts(manifest) == ["fct_history"]
+    assert publish.history_week_columns(manifest) == {}
     _exec("create schema marts")
     _exec("create table marts.fct_history (week text, customer_id text, primary key (week, customer_id))")
     _exec("insert into marts.fct_history values ('2026-W45', 'a'), ('2026-W46', 'a'), ('2026-W46', 'b')")
     _exec("create schema marts_build")
     _exec("create table marts_build.leftover_of_a_failed_run as select 1 as x")
 
-    assert publish.prepare_build(["fct_history"]) == {"fct_history": 3}
+    # an incremental mart that does not say how it is keyed by week is carried whole
+    assert publish.prepare_build(["fct_history"], week_columns={}) == {"fct_history": 3}
     assert _sql("select count(*) from marts_build.fct_history") == [(3,)]
     assert _sql("select to_regclass('marts_build.leftover_of_a_failed_run')") == [(None,)]
     # the copy has the key too, so dbt's delete+insert merges into it as into the original
     assert _sql(
         "select count(*) from pg_indexes where schemaname = 'marts_build' and tablename = 'fct_history'"
     ) == [(1,)]
+
+
+def _history_rows(schema: str) -> list[tuple[Any, ...]]:
+    return _sql(f"select week_start::text, customer_id, churn_stage from {schema}.fct_weekly order by 1, 2")
+
+
+def test_a_weekly_history_is_built_a_week_at_a_time_and_merged_into_the_published_one(warehouse_db, bi_role):
+    """The build holds only the run's week (so dbt writes, and the gate audits, one week);
+    the publish replaces that week in the published table, which stays where it is."""
+    history = {"fct_weekly": "week_start"}
+    _make_marts("marts", _customers(3, 1), W46, 1000)
+    _exec(
+        "create table marts.fct_weekly (customer_id text not null, week_start date not null, "
+        "churn_stage text check (churn_stage <> 'bogus'))"
+    )
+    _exec("create unique index on marts.fct_weekly (week_start, customer_id)")
+    _exec(
+        "insert into marts.fct_weekly values ('a', '2026-11-02', 'active'), ('a', '2026-11-09', 'active'), "
+        "('b', '2026-11-09', 'churned'), ('gone', '2026-11-09', 'active')"
+    )
+    _exec(f"grant usage on schema marts to {bi_role}")
+    _exec(f"grant select on all tables in schema marts to {bi_role}")
+    _exec("create schema if not exists bi")
+    _exec("create view bi.weekly_stages as select week_start, churn_stage from marts.fct_weekly")
+    table_oid = _sql("select 'marts.fct_weekly'::regclass::oid")[0][0]
+
+    # a re-run of the published week 2026-11-09: the build starts empty, with the shape
+    assert publish.prepare_build(["fct_weekly"], week_columns=history) == {"fct_weekly": 0}
+    assert _sql("select count(*) from marts_build.fct_weekly") == [(0,)]
+    assert _sql(
+        "select count(*) from pg_indexes where schemaname = 'marts_build' and tablename = 'fct_weekly'"
+    ) == [(1,)]
+    with pytest.raises(psycopg.errors.CheckViolation):
+        _exec("insert into marts_build.fct_weekly values ('x', '2026-11-09', 'bogus')")
+    # what dbt writes: the week again (one customer left the base, one changed stage), and
+    # a column the model gained since (on_schema_change: append_new_columns)
+    _exec("alter table marts_build.fct_weekly add column value_tier text")
+    _exec(
+        "insert into marts_build.fct_weekly values ('a', '2026-11-09', 'churned', 'A'), ('b', '2026-11-09', 'active', 'B')"
+    )
+    _make_marts("marts_build", _customers(3, 1), W47, 1000)
+
+    publish.publish_marts(W47, week_columns=history)
+
+    assert _history_rows("marts") == [
+        ("2026-11-02", "a", "active"),
+        ("2026-11-09", "a", "churned"),
+        ("2026-11-09", "b", "active"),
+    ]
+    assert _sql("select value_tier from marts.fct_weekly order by week_start, customer_id") == [
+        (None,),
+        ("A",),
+        ("B",),
+    ]
+    # the same table, not a copy: its grants and the BI view on it carry on
+    assert _sql("select 'marts.fct_weekly'::regclass::oid")[0][0] == table_oid
+    assert _sql("select to_regclass('marts_previous.fct_weekly')") == [(None,)]
+    assert _sql("select has_table_privilege(%s, 'marts.fct_weekly', 'select')", (bi_role,)) == [(True,)]
+    assert _sql("select count(*) from bi.weekly_stages") == [(3,)]
+
+    # a build that has no table of the history (it is not carried) leaves it published as is
+    _make_marts("marts_build", _customers(3, 1), "2026-W48", 1000)
+    publish.publish_marts("2026-W48", week_columns=history)
+    assert len(_history_rows("marts")) == 3
 
 
 def test_the_real_projects_incremental_marts_are_found_in_its_manifest():
@@ -426,6 +492,8 @@ def test_the_real_projects_incremental_marts_are_found_in_its_manifest():
         and "marts" in n["fqn"]
     )
     assert publish.incremental_marts() == expected
+    # the weekly status history is built a week at a time (publish merges the week)
+    assert publish.history_week_columns() == {"fct_customer_weekly_status": "week_start"}
 
 
 def test_drift_bounds_error_stops_warning_reports(warehouse_db):

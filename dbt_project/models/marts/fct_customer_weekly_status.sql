@@ -8,12 +8,18 @@
         indexes=[
             {'columns': ['week_start', 'customer_id'], 'unique': true},
         ],
+        meta={'history_week_column': 'week_start'},
     )
 }}
 -- The weekly status history: each run appends one row per customer with
 -- orders for the week ending at that run's as_of, and keeps the rows of
 -- earlier runs. A re-run for a week first deletes that week's rows (pre_hook),
 -- so it replaces the week exactly, even if a customer left the base since.
+-- In the weekly DAG (write-audit-publish) the build schema holds only this
+-- run's week (meta history_week_column: the build starts from the published
+-- table's shape, not its rows), the gate audits that week, and the publish
+-- merges it into the published history in the swap's transaction
+-- (retention_pipeline/publish.py): a week costs its own rows, not all history.
 with
 
 customers as (
