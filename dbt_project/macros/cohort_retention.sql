@@ -1,7 +1,7 @@
 {#-
     Cohort retention, written once for monthly and weekly cohorts.
 
-    Cohort = the UTC calendar `grain` ('month', or 'week' = ISO week starting
+    Cohort = the business-time-zone calendar `grain` ('month', or 'week' = ISO week starting
     Monday) of a customer's first completed order; cohorts whose period starts
     within `history_periods` grains before as_of. For each cohort and each
     period since it that starts before as_of: the customers of the cohort with a
@@ -26,7 +26,7 @@
             net_amount
         from {{ order_steps }}
         where ordered_at < {{ as_of() }}
-            and first_order_at >= {{ shift_in_utc(
+            and first_order_at >= {{ shift_in_business_tz(
                 as_of(),
                 'make_interval(' ~ grain ~ 's => -' ~ (history_periods + 1) ~ ')'
             ) }}
@@ -46,7 +46,7 @@
             cohort_start,
             count(*) as cohort_size
         from first_periods
-        where cohort_start::timestamp at time zone 'utc' >= {{ shift_in_utc(
+        where cohort_start::timestamp at time zone {{ business_timezone() }} >= {{ shift_in_business_tz(
             as_of(),
             'make_interval(' ~ grain ~ 's => -' ~ history_periods ~ ')'
         ) }}
@@ -71,7 +71,7 @@
         from cohorts
         cross join lateral generate_series(
             cohorts.cohort_start::timestamp,
-            ({{ as_of() }} at time zone 'utc') - interval '1 microsecond',
+            ({{ as_of() }} at time zone {{ business_timezone() }}) - interval '1 microsecond',
             interval '1 {{ grain }}'
         ) as period_start
     ),

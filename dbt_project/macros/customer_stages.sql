@@ -34,7 +34,7 @@
         select
             {{ period_key }} as period_key,
             {{ period_end_at }} as period_end_at,
-            {{ shift_in_utc(
+            {{ shift_in_business_tz(
                 period_end_at,
                 'make_interval(months => -' ~ var('trailing_revenue_months') ~ ')'
             ) }} as trailing_from_at

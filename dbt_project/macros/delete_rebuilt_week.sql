@@ -7,7 +7,7 @@
 {% macro delete_rebuilt_week() -%}
     {%- if is_incremental() -%}
         delete from {{ this }}
-        where week_start = ({{ shift_in_utc(as_of(), "interval '-7 days'") }} at time zone 'utc')::date
+        where week_start = ({{ shift_in_business_tz(as_of(), "interval '-7 days'") }} at time zone {{ business_timezone() }})::date
     {%- else -%}
         select 1
     {%- endif -%}

@@ -5,7 +5,8 @@
     `settings_key`, and delete_stale_period_ends drops every row computed with
     other settings, so changing a threshold in dbt_project.yml or with --vars
     recomputes the stored periods instead of mixing old and new answers.
-    Changing any of them recomputes all six models (one key for all: a var
+    The business time zone counts too (it moves every period end). Changing
+    any of them recomputes all six models (one key for all: a var
     change is rare, and a half-updated set of models is worse than a slower run).
 -#}
 {% macro period_settings_key() -%}
@@ -18,5 +19,11 @@
     {%- for name in names -%}
         {%- do parts.append(name ~ '=' ~ var(name)) -%}
     {%- endfor -%}
+    {#- the time zone moves every period end; left out while it is UTC, so the
+        periods stored before it was a setting keep their key -#}
+    {%- set zone = (var('business_timezone', 'UTC') | string | trim) or 'UTC' -%}
+    {%- if zone | upper != 'UTC' -%}
+        {%- do parts.append('business_timezone=' ~ zone) -%}
+    {%- endif -%}
     '{{ local_md5(parts | join(';')) }}'
 {%- endmacro %}

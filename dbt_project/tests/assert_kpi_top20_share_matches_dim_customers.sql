@@ -38,11 +38,11 @@ expected as (
 latest as (
     select 'week' as period, top20_revenue_share
     from weekly_kpis
-    where week_end = ({{ as_of() }} at time zone 'utc')::date
+    where week_end = ({{ as_of() }} at time zone {{ business_timezone() }})::date
     union all
     select 'month', top20_revenue_share
     from monthly_kpis
-    where month_end = ({{ as_of() }} at time zone 'utc')::date
+    where month_end = ({{ as_of() }} at time zone {{ business_timezone() }})::date
 ),
 
 final as (

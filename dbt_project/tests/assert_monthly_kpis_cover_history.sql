@@ -25,7 +25,7 @@ problems as (
     union all
     select 'latest month does not end at as_of', month
     from ordered
-    where recency_rank = 1 and month_end != ({{ as_of() }} at time zone 'utc')::date
+    where recency_rank = 1 and month_end != ({{ as_of() }} at time zone {{ business_timezone() }})::date
     union all
     select 'wrong number of months', null
     from (select count(*) as months from kpis) as counted

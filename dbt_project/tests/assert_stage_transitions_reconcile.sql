@@ -36,7 +36,7 @@ flow_totals as (
 
 stage_totals as (
     select
-        (weeks.week_start_at at time zone 'utc')::date as week_start,
+        (weeks.week_start_at at time zone {{ business_timezone() }})::date as week_start,
         count(*) filter (where staged_weekly.week_index = weeks.week_index + 1) as at_start,
         count(*) filter (where staged_weekly.week_index = weeks.week_index) as at_end
     from weeks

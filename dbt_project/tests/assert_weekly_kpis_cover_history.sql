@@ -17,7 +17,7 @@ final as (
     select *
     from summary
     where weeks != {{ var('kpi_history_weeks') }}
-        or latest_week_end != ({{ as_of() }} at time zone 'utc')::date
+        or latest_week_end != ({{ as_of() }} at time zone {{ business_timezone() }})::date
         or days_covered != 7 * {{ var('kpi_history_weeks') }}
 )
 

@@ -13,7 +13,7 @@ customers as (
 this_week as (
     select customer_id, churn_stage, value_tier, intervention_level
     from weekly_status
-    where week_end = ({{ as_of() }} at time zone 'utc')::date
+    where week_end = ({{ as_of() }} at time zone {{ business_timezone() }})::date
 ),
 
 expected as (

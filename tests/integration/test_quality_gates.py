@@ -286,6 +286,35 @@ def test_freshness_is_judged_at_the_weeks_end_so_a_backfill_passes_and_a_stale_s
     assert "raw.orders is stale" in hooks[-1]["text"]
 
 
+def test_a_business_timezone_east_of_utc_gets_its_own_weeks_and_days(warehouse_db, monkeypatch):
+    """Berlin's 2026-W47 runs from 2026-11-15 23:00 UTC to 2026-11-22 23:00 UTC: the marts
+    must label it W47 from Monday 2026-11-16 (taken on the UTC calendar, as_of - 7 days
+    is a Sunday, the week was labelled W46 and the gate found no row for W47)."""
+    zone = "Europe/Berlin"
+    monkeypatch.setenv("RETENTION_TIMEZONE", zone)
+    _ingest_sample(customers=200)
+    start, end = week_interval(W47, zone)
+    check_sources(start, end)
+    publish.prepare_build()
+    run_dbt(["build", "--quiet"], vars_={"as_of": end.isoformat(), **publish.DBT_BUILD_VARS})
+    gate_marts(start, f"test__{W47}__berlin")
+
+    weeks = "select iso_week, week_start::text, week_end::text from marts_build.{} where iso_week = %s"
+    for mart in ("rpt_weekly_kpis", "rpt_stage_transitions"):
+        assert _sql(weeks.format(mart), (W47,))[:1] == [(W47, "2026-11-16", "2026-11-23")], mart
+    assert _sql("select distinct iso_week, week_start::text from marts_build.fct_customer_weekly_status") == [
+        (W47, "2026-11-16")
+    ]
+    assert _sql("select max(month_start)::text from marts_build.rpt_monthly_kpis") == [("2026-11-01",)]
+    # an order day is a Berlin day: those placed late in the evening UTC count on the next date
+    days = _sql(
+        "select count(*) filter (where ordered_date <> (ordered_at at time zone 'Europe/Berlin')::date), "
+        "count(*) filter (where ordered_date <> (ordered_at at time zone 'UTC')::date) "
+        "from staging.stg_shop__orders"
+    )
+    assert days[0][0] == 0 and days[0][1] > 0
+
+
 # --- publish mechanics ----------------------------------------------------------------------
 
 

@@ -147,7 +147,7 @@ rhythm_days as (
         ordered_date
     from order_day_gaps
     {%- if is_incremental() %}
-    where ordered_date >= (redo_from at time zone 'utc')::date
+    where ordered_date >= (redo_from at time zone {{ business_timezone() }})::date
     {%- endif %}
 ),
 

@@ -1,4 +1,4 @@
--- Calendar months (UTC) of the monthly KPI history: the month containing the
+-- Calendar months (business time zone) of the monthly KPI history: the month containing the
 -- last moment before as_of (possibly partial, then it ends at as_of) and the
 -- kpi_history_months - 1 months before it, plus one more month index whose
 -- end is the start of the oldest reported month, so that month has a start state.
@@ -12,7 +12,7 @@ current_month as (
     select
         date_trunc(
             'month',
-            ({{ as_of() }} at time zone 'utc') - interval '1 microsecond'
+            ({{ as_of() }} at time zone {{ business_timezone() }}) - interval '1 microsecond'
         ) as month_start
 ),
 
@@ -28,9 +28,9 @@ months as (
 bounded as (
     select
         month_index,
-        (month_start at time zone 'utc') as month_start_at,
-        least(next_month_start at time zone 'utc', {{ as_of() }}) as month_end_at,
-        next_month_start at time zone 'utc' <= {{ as_of() }} as is_complete
+        (month_start at time zone {{ business_timezone() }}) as month_start_at,
+        least(next_month_start at time zone {{ business_timezone() }}, {{ as_of() }}) as month_end_at,
+        next_month_start at time zone {{ business_timezone() }} <= {{ as_of() }} as is_complete
     from months
 ),
 

@@ -9,8 +9,8 @@ week_indexes as (
 weeks as (
     select
         week_index,
-        {{ shift_in_utc(as_of(), 'make_interval(days => -7 * (week_index + 1))') }} as week_start_at,
-        {{ shift_in_utc(as_of(), 'make_interval(days => -7 * week_index)') }} as week_end_at
+        {{ shift_in_business_tz(as_of(), 'make_interval(days => -7 * (week_index + 1))') }} as week_start_at,
+        {{ shift_in_business_tz(as_of(), 'make_interval(days => -7 * week_index)') }} as week_end_at
     from week_indexes
 ),
 

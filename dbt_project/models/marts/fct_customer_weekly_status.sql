@@ -36,11 +36,11 @@ final as (
     select
         customer_id::text as customer_id,
         to_char(
-            ({{ shift_in_utc(as_of(), "interval '-7 days'") }} at time zone 'utc')::date,
+            ({{ shift_in_business_tz(as_of(), "interval '-7 days'") }} at time zone {{ business_timezone() }})::date,
             'IYYY-"W"IW'
         )::text as iso_week,
-        ({{ shift_in_utc(as_of(), "interval '-7 days'") }} at time zone 'utc')::date as week_start,
-        ({{ as_of() }} at time zone 'utc')::date as week_end,
+        ({{ shift_in_business_tz(as_of(), "interval '-7 days'") }} at time zone {{ business_timezone() }})::date as week_start,
+        ({{ as_of() }} at time zone {{ business_timezone() }})::date as week_end,
         churn_stage::text as churn_stage,
         value_tier::text as value_tier,
         rfm_segment::text as rfm_segment,

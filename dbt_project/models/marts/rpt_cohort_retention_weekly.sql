@@ -1,4 +1,4 @@
--- Weekly cohorts by first completed order (ISO weeks, Monday to Monday, UTC):
+-- Weekly cohorts by first completed order (ISO weeks, Monday to Monday, business time zone):
 -- for the cohorts of the last cohort_history_weeks weeks, the share of the
 -- cohort that ordered in each week since the first and their revenue relative
 -- to the first week. Only weeks that start before as_of. Same computation as

@@ -1,4 +1,4 @@
--- Monthly retention KPIs (UTC calendar months): the kpi_history_months - 1
+-- Monthly retention KPIs (calendar months of the business time zone): the kpi_history_months - 1
 -- months fully before as_of and the current month up to as_of, flagged
 -- is_complete = false. Same measures as rpt_weekly_kpis (macros/period_kpis.sql),
 -- with the stage counts from int_stage_flows_monthly and the 80/20 check from
@@ -40,8 +40,8 @@ kpis as (
 
 monthly as (
     select
-        (reported_months.month_start_at at time zone 'utc')::date as month_start,
-        (reported_months.month_end_at at time zone 'utc')::date as month_end,
+        (reported_months.month_start_at at time zone {{ business_timezone() }})::date as month_start,
+        (reported_months.month_end_at at time zone {{ business_timezone() }})::date as month_end,
         reported_months.is_complete,
         kpis.*
     from reported_months

@@ -1,4 +1,4 @@
--- Customer satisfaction by calendar quarter (UTC) and manager, plus one row
+-- Customer satisfaction by calendar quarter (business time zone) and manager, plus one row
 -- per quarter for all managers together (manager_id = 'all'): the current
 -- quarter up to as_of (is_complete = false) and the
 -- satisfaction_history_quarters - 1 quarters before it.
@@ -16,7 +16,7 @@ current_quarter as (
     select
         date_trunc(
             'quarter',
-            ({{ as_of() }} at time zone 'utc') - interval '1 microsecond'
+            ({{ as_of() }} at time zone {{ business_timezone() }}) - interval '1 microsecond'
         ) as quarter_start
 ),
 
@@ -24,9 +24,9 @@ quarters as (
     select
         quarter_indexes.quarter_index,
         (current_quarter.quarter_start - make_interval(months => 3 * quarter_indexes.quarter_index))
-            at time zone 'utc' as quarter_start_at,
+            at time zone {{ business_timezone() }} as quarter_start_at,
         (current_quarter.quarter_start - make_interval(months => 3 * (quarter_indexes.quarter_index - 1)))
-            at time zone 'utc' as next_quarter_start_at
+            at time zone {{ business_timezone() }} as next_quarter_start_at
     from quarter_indexes
     cross join current_quarter
 ),
@@ -92,9 +92,9 @@ unioned as (
 
 final as (
     select
-        to_char(bounded_quarters.quarter_start_at at time zone 'utc', 'YYYY-"Q"Q')::text as quarter,
-        (bounded_quarters.quarter_start_at at time zone 'utc')::date as quarter_start,
-        (bounded_quarters.quarter_end_at at time zone 'utc')::date as quarter_end,
+        to_char(bounded_quarters.quarter_start_at at time zone {{ business_timezone() }}, 'YYYY-"Q"Q')::text as quarter,
+        (bounded_quarters.quarter_start_at at time zone {{ business_timezone() }})::date as quarter_start,
+        (bounded_quarters.quarter_end_at at time zone {{ business_timezone() }})::date as quarter_end,
         bounded_quarters.is_complete::boolean as is_complete,
         unioned.manager_id::text as manager_id,
         unioned.responses::integer as responses,

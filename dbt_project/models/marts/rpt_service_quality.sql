@@ -84,9 +84,9 @@ aggregated as (
 
 final as (
     select
-        to_char(week_start_at at time zone 'utc', 'IYYY-"W"IW')::text as iso_week,
-        (week_start_at at time zone 'utc')::date as week_start,
-        (week_end_at at time zone 'utc')::date as week_end,
+        to_char(week_start_at at time zone {{ business_timezone() }}, 'IYYY-"W"IW')::text as iso_week,
+        (week_start_at at time zone {{ business_timezone() }})::date as week_start,
+        (week_end_at at time zone {{ business_timezone() }})::date as week_end,
         manager_id::text as manager_id,
         tickets::integer as tickets,
         customers::integer as customers,

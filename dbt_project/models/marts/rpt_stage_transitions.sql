@@ -76,9 +76,9 @@ counted as (
 
 final as (
     select
-        to_char(week_start_at at time zone 'utc', 'IYYY-"W"IW')::text as iso_week,
-        (week_start_at at time zone 'utc')::date as week_start,
-        (week_end_at at time zone 'utc')::date as week_end,
+        to_char(week_start_at at time zone {{ business_timezone() }}, 'IYYY-"W"IW')::text as iso_week,
+        (week_start_at at time zone {{ business_timezone() }})::date as week_start,
+        (week_end_at at time zone {{ business_timezone() }})::date as week_end,
         from_stage::text as from_stage,
         from_stage_order::integer as from_stage_order,
         to_stage::text as to_stage,

@@ -10,7 +10,7 @@ latest_week_comments as (
     select *
     from surveys
     where comment is not null
-        and submitted_at >= {{ shift_in_utc(as_of(), "interval '-7 days'") }}
+        and submitted_at >= {{ shift_in_business_tz(as_of(), "interval '-7 days'") }}
         and submitted_at < {{ as_of() }}
 ),
 

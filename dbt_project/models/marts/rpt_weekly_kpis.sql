@@ -41,8 +41,8 @@ kpis as (
 
 weekly as (
     select
-        (reported_weeks.week_start_at at time zone 'utc')::date as week_start,
-        (reported_weeks.week_end_at at time zone 'utc')::date as week_end,
+        (reported_weeks.week_start_at at time zone {{ business_timezone() }})::date as week_start,
+        (reported_weeks.week_end_at at time zone {{ business_timezone() }})::date as week_end,
         kpis.*
     from reported_weeks
     inner join kpis

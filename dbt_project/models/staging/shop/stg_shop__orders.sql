@@ -9,8 +9,9 @@ renamed as (
         order_id,
         customer_id,
         ordered_at,
-        -- order dates are UTC calendar days, whatever the session time zone
-        (ordered_at at time zone 'utc')::date as ordered_date,
+        -- order dates are calendar days of the business time zone, whatever the
+        -- session time zone
+        (ordered_at at time zone {{ business_timezone() }})::date as ordered_date,
         lower(trim(status)) as status,
         amount,
         currency,
