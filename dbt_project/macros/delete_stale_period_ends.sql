@@ -39,7 +39,7 @@
             {%- set period = period_end_column.replace('_end_at', '') -%}
             {%- set period_ends -%}
                 (select * from {{ period_ends }}
-                 where {{ period }}_index < {{ var('kpi_history_' ~ period ~ 's') }})
+                 where {{ period }}_index < {{ var('kpi_history_' ~ period ~ 's') }}) as reported_ends
             {%- endset -%}
         {%- endif -%}
         {%- set stored_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list if execute else [] -%}
@@ -73,10 +73,10 @@
                     from {{ orders }}
                     where batch_id > (select coalesce(max(loaded_through), 0) from {{ this }})
                 )
-                or period_end < (select min({{ column }}) from {{ period_ends }} as window_ends)
+                or period_end < (select min({{ column }}) from {{ period_ends }})
                 or (
                     period_end < {{ as_of() }}
-                    and period_end not in (select {{ column }} from {{ period_ends }} as window_ends)
+                    and period_end not in (select {{ column }} from {{ period_ends }})
                 )
         ))
         {%- endif %}

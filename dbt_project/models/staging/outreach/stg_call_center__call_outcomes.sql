@@ -11,7 +11,7 @@ source as (
         "null::text as reason",
         "null::text as agent_id",
         "null::timestamptz as updated_at",
-    ]) }} as call_outcomes
+    ]) }}
 ),
 
 renamed as (

@@ -11,7 +11,7 @@ source as (
         "null::text as offer_code",
         "null::text as intervention_level",
         "null::timestamptz as campaign_start",
-    ]) }} as assignments
+    ]) }}
 ),
 
 renamed as (

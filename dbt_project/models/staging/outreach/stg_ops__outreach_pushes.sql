@@ -6,7 +6,7 @@ source as (
         "null::text as sink",
         "null::text as customer_id",
         "null::text as status",
-    ]) }} as pushes
+    ]) }}
 ),
 
 renamed as (
