@@ -13,12 +13,24 @@ kpis as (
     select * from {{ ref('rpt_weekly_kpis') }}
 ),
 
-staged_weekly as (
-    select * from {{ ref('int_customers_staged_weekly') }}
+history as (
+    select * from {{ ref('int_customer_stage_history_weekly') }}
 ),
 
 weeks as (
     select * from {{ ref('int_weeks_enumerated') }}
+),
+
+-- customers with a stage at each week end of the window, counted once per
+-- stored row (joined to the weeks before counting, each row was counted twice:
+-- as one week's end and as the next week's start)
+staged_per_week_end as (
+    select
+        history.week_end_at,
+        count(*) as customers
+    from history
+    where history.week_end_at in (select week_end_at from weeks)
+    group by 1
 ),
 
 flow_totals as (
@@ -37,13 +49,14 @@ flow_totals as (
 stage_totals as (
     select
         (weeks.week_start_at at time zone {{ business_timezone() }})::date as week_start,
-        count(*) filter (where staged_weekly.week_index = weeks.week_index + 1) as at_start,
-        count(*) filter (where staged_weekly.week_index = weeks.week_index) as at_end
+        at_start.customers as at_start,
+        at_end.customers as at_end
     from weeks
-    inner join staged_weekly
-        on staged_weekly.week_index in (weeks.week_index, weeks.week_index + 1)
+    left join staged_per_week_end as at_start
+        on at_start.week_end_at = weeks.week_start_at
+    left join staged_per_week_end as at_end
+        on at_end.week_end_at = weeks.week_end_at
     where weeks.week_index < {{ var('kpi_history_weeks') }}
-    group by 1
 ),
 
 final as (
