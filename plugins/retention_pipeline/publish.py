@@ -481,7 +481,9 @@ def _columns(conn: psycopg.Connection, schema: str, table: str) -> list[tuple[st
 def merge_week_histories(conn: psycopg.Connection, week_columns: dict[str, str]) -> dict[str, int]:
     """Inside the swap's transaction, before the renames: replace, in each published weekly
     history, the weeks its build holds with the build's rows, then drop the build's table
-    (the published table stays and is moved back into ``marts`` after the renames).
+    (the published table stays and is moved back into ``marts`` after the renames; the move
+    takes the table's exclusive lock until commit, so a BI query running on it delays the
+    publish until it ends).
     Columns the build gained (dbt's ``append_new_columns``) are added to the published
     table first. Returns relation -> rows written; a relation not published yet is left
     out (the swap publishes the build's table as it is)."""
@@ -551,7 +553,7 @@ def publish_marts(iso_week: str, week_columns: dict[str, str] | None = None) -> 
         stats = build_stats(conn, iso_week, BUILD_SCHEMA)
         had_marts = _schema_exists(conn, PUBLISHED_SCHEMA)
         by_week = history_week_columns() if week_columns is None else week_columns
-        merge_week_histories(conn, by_week)
+        merged = merge_week_histories(conn, by_week)
         # the published histories stay in marts (merged above, or left as they were if
         # this build has no table of theirs); only a history new this week is swapped in
         kept = [
@@ -601,4 +603,5 @@ def publish_marts(iso_week: str, week_columns: dict[str, str] | None = None) -> 
         "iso_week": iso_week,
         "published": PUBLISHED_SCHEMA,
         "previous": PREVIOUS_SCHEMA if had_marts else "",
+        "history_rows_merged": ", ".join(f"{table}={rows}" for table, rows in merged.items()),
     }

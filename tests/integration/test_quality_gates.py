@@ -483,7 +483,7 @@ def test_a_weekly_history_is_built_a_week_at_a_time_and_merged_into_the_publishe
     )
     _make_marts("marts_build", _customers(3, 1), W47, 1000)
 
-    publish.publish_marts(W47, week_columns=history)
+    assert publish.publish_marts(W47, week_columns=history)["history_rows_merged"] == "fct_weekly=2"
 
     assert _history_rows("marts") == [
         ("2026-11-02", "a", "active"),
