@@ -6,6 +6,10 @@
     zone keeps every result independent of the session's TimeZone setting.
 -#}
 {% macro business_timezone() -%}
-    {%- set zone = (var('business_timezone', 'UTC') | string | trim) or 'UTC' -%}
-    '{{ zone | replace("'", "''") }}'
+    '{{ business_timezone_name() | replace("'", "''") }}'
+{%- endmacro %}
+
+{#- The zone's name itself (UTC when the var is unset or blank), for Jinja. -#}
+{% macro business_timezone_name() -%}
+    {{- (var('business_timezone', 'UTC') | string | trim) or 'UTC' -}}
 {%- endmacro %}

@@ -21,7 +21,7 @@
     {%- endfor -%}
     {#- the time zone moves every period end; left out while it is UTC, so the
         periods stored before it was a setting keep their key -#}
-    {%- set zone = (var('business_timezone', 'UTC') | string | trim) or 'UTC' -%}
+    {%- set zone = business_timezone_name() | trim -%}
     {%- if zone | upper != 'UTC' -%}
         {%- do parts.append('business_timezone=' ~ zone) -%}
     {%- endif -%}

@@ -94,15 +94,19 @@ def incremental_marts(manifest: Path | None = None) -> list[str]:
     return list(_incremental_mart_configs(manifest))
 
 
-def history_week_columns(manifest: Path | None = None) -> dict[str, str]:
-    """The incremental marts built a week at a time: relation -> the column naming a row's
-    week (``meta.history_week_column`` in the model's config)."""
+def _week_columns(configs: dict[str, dict[str, Any]]) -> dict[str, str]:
     columns = {}
-    for table, config in _incremental_mart_configs(manifest).items():
+    for table, config in configs.items():
         column = (config.get("meta") or {}).get("history_week_column")
         if column:
             columns[table] = str(column)
     return columns
+
+
+def history_week_columns(manifest: Path | None = None) -> dict[str, str]:
+    """The incremental marts built a week at a time: relation -> the column naming a row's
+    week (``meta.history_week_column`` in the model's config)."""
+    return _week_columns(_incremental_mart_configs(manifest))
 
 
 def _schema_exists(conn: psycopg.Connection, schema: str) -> bool:
@@ -121,8 +125,10 @@ def prepare_build(
     any other incremental mart a copy of its published rows. Returns the rows carried."""
     from psycopg import sql
 
-    tables = incremental_marts() if incremental is None else incremental
-    by_week = history_week_columns() if week_columns is None else week_columns
+    # one read of the manifest for both (ensure_manifest also walks the project for staleness)
+    configs = _incremental_mart_configs() if incremental is None or week_columns is None else {}
+    tables = list(configs) if incremental is None else incremental
+    by_week = _week_columns(configs) if week_columns is None else week_columns
     carried: dict[str, int] = {}
     with warehouse.connect() as conn:
         conn.execute(_LOCK)
@@ -550,15 +556,19 @@ def publish_marts(iso_week: str, week_columns: dict[str, str] | None = None) -> 
                 + ", ".join(v.name for v in stale)
             )
         dependents = external_dependents(conn, PUBLISHED_SCHEMA)
-        stats = build_stats(conn, iso_week, BUILD_SCHEMA)
+        # one read of the manifest for the statistics and the merge
+        histories: list[str] | None = None
+        if week_columns is None:
+            configs = _incremental_mart_configs()
+            histories, week_columns = list(configs), _week_columns(configs)
+        stats = build_stats(conn, iso_week, BUILD_SCHEMA, histories)
         had_marts = _schema_exists(conn, PUBLISHED_SCHEMA)
-        by_week = history_week_columns() if week_columns is None else week_columns
-        merged = merge_week_histories(conn, by_week)
+        merged = merge_week_histories(conn, week_columns)
         # the published histories stay in marts (merged above, or left as they were if
         # this build has no table of theirs); only a history new this week is swapped in
         kept = [
             table
-            for table in by_week
+            for table in week_columns
             if _table_exists(conn, PUBLISHED_SCHEMA, table) and not _table_exists(conn, BUILD_SCHEMA, table)
         ]
         conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(PREVIOUS_SCHEMA)))
