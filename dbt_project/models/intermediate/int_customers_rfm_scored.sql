@@ -1,4 +1,4 @@
-{{ config(materialized='table') }}
+{{ config(materialized='table', pre_hook="{{ set_local_work_mem() }}") }}
 -- A table, not a view: its data tests and dim_customers would each recompute the
 -- ranking over every customer (at 10M orders each test of the view took 12-17 s).
 -- RFM as of as_of, among customers with at least one completed order.

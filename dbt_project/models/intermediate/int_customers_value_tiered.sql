@@ -1,4 +1,4 @@
-{{ config(materialized='table') }}
+{{ config(materialized='table', pre_hook="{{ set_local_work_mem() }}") }}
 -- A table, not a view: its data tests and dim_customers would each recompute the
 -- cumulative revenue share over every customer (as the RFM view's tests did).
 -- Value tier as of as_of: customers with orders ranked by trailing net revenue,

@@ -1,3 +1,4 @@
+{{ config(pre_hook="{{ set_local_work_mem() }}") }}
 -- One row per customer created before as_of, with everything known about
 -- them as of as_of. The stage comes from the k = 0 slice of the weekly
 -- staging: there is one definition of a stage.
