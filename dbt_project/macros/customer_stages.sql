@@ -7,13 +7,17 @@
     completed order with its customer's running totals, next order time and
     own rhythm (median_gap_days) up to it.
 
+    `population_steps` (default: `order_steps`) gives the population's
+    first-gap median (macros/population_first_gaps.sql); a caller that passes
+    some customers' steps as `order_steps` passes everyone's here.
+
     Returns a query (usable as a CTE body) with one row per customer with at
     least one completed order before the period end: customer_id,
     period_end_at (the period key only serves the joins inside), first_order_at,
-    last_order_at, orders_count,
-    net_revenue, trailing_12m_revenue, recency_days, expected_gap_days,
-    gap_ratio, churn_stage. The weekly history (int_customer_stage_history_weekly)
-    and the monthly one (int_customer_stage_history_monthly) both call it, so
+    last_order_at, orders_count, net_revenue, trailing_12m_revenue,
+    recency_days, expected_gap_days, gap_ratio, churn_stage,
+    population_gap_days (that median). The weekly history
+    (int_customer_stage_history_weekly) and the monthly one (int_customer_stage_history_monthly) both call it, so
     the stage of a week end and of a month end can never disagree.
 
     How it stays cheap: the totals as of a period end are those of the
@@ -27,7 +31,7 @@
     depends on their orders only, so int_customer_order_steps computes it once
     per order day, for the customers whose orders changed.
 -#}
-{% macro customer_stages(period_ends, period_key, period_end_at, order_steps) -%}
+{% macro customer_stages(period_ends, period_key, period_end_at, order_steps, population_steps=none) -%}
     with
 
     periods as (
@@ -101,49 +105,10 @@
     ),
 
     -- fallback for customers with few orders: the population's typical time
-    -- from the first to the second order date, over the customers whose
-    -- second order day began before the period end. Gaps are whole days, so
-    -- the median is read off a count per gap length (percentile_cont over
-    -- every customer and period end would sort millions of rows): the values
-    -- at the two middle positions, averaged, as percentile_cont(0.5) does.
-    second_order_days as materialized (
-        select
-            ordered_at,
-            gap_days
-        from order_steps
-        where starts_second_order_day
-    ),
-
-    first_gap_counts as (
-        select
-            periods.period_key,
-            second_order_days.gap_days,
-            count(*) as customers
-        from periods
-        inner join second_order_days
-            on second_order_days.ordered_at < periods.period_end_at
-        group by 1, 2
-    ),
-
-    first_gap_positions as (
-        select
-            period_key,
-            gap_days,
-            -- this gap length fills the sorted list up to (excluding) this 0-based position
-            sum(customers) over (partition by period_key order by gap_days) as to_position,
-            sum(customers) over (partition by period_key) as population
-        from first_gap_counts
-    ),
-
+    -- from the first to the second order date (macros/population_first_gaps.sql),
+    -- over every customer's steps even where `order_steps` is a subset
     population_rhythms as (
-        select
-            period_key,
-            (
-                min(gap_days) filter (where to_position > floor((population - 1) / 2.0))
-                + min(gap_days) filter (where to_position > ceil((population - 1) / 2.0))
-            ) / 2::double precision as median_first_gap_days
-        from first_gap_positions
-        group by 1
+        {{ population_first_gaps('periods', population_steps or order_steps) }}
     ),
 
     steps_with_history as (
@@ -189,7 +154,8 @@
             greatest(
                 {{ var('min_expected_gap_days') }},
                 coalesce(steps.own_gap_days, population_rhythms.median_first_gap_days::numeric)
-            ) as expected_gap_days
+            ) as expected_gap_days,
+            population_rhythms.median_first_gap_days as population_gap_days
         from periods
         inner join steps_with_history as steps
             on steps.ordered_at < periods.period_end_at
@@ -237,6 +203,7 @@
         recency_days,
         expected_gap_days,
         gap_ratio,
-        churn_stage
+        churn_stage,
+        population_gap_days
     from staged
 {%- endmacro %}

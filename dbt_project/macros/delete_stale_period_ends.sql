@@ -32,8 +32,26 @@
     keep only the reported periods), the window is the reported periods of
     `period_ends` (`<period>_index < kpi_history_<period>s`): the oldest period
     end, only the start state of the oldest reported period, is dropped too.
+
+    With `order_steps` (the stage histories, one row per customer and period
+    end), a period end that only late changes reach is not dropped whole: the
+    stages there change only for the customers whose order history changed
+    before it. When the steps' redo log (macros/order_step_redo_log.sql)
+    describes exactly the steps written since this history last ran (its
+    `since_loaded_through` is this history's `loaded_through`, and its
+    `loaded_through` the steps' own), the hook deletes, at each such period
+    end, the rows of the logged customers whose `touched_at` is before it, and
+    leaves those (period end, customer) pairs in the temporary table
+    `stage_history_redo` for the model's body to compute again. Unless the
+    population's first-gap median there moved (the fallback expected gap of
+    every customer with few orders): the hook recomputes it
+    (macros/population_first_gaps.sql), compares it with the stored
+    `population_gap_days`, and drops the period end whole when it differs. With
+    no usable log (a history that missed a run of the steps, a full build of
+    the steps, a table stored before `population_gap_days`) it drops those
+    period ends whole, as above; `stage_history_redo` is then empty.
 -#}
-{% macro delete_stale_period_ends(period_end_column, period_ends, orders, reported_only=false) -%}
+{% macro delete_stale_period_ends(period_end_column, period_ends, orders, reported_only=false, order_steps=none) -%}
     {%- if is_incremental() -%}
         {%- if reported_only -%}
             {%- set period = period_end_column.replace('_end_at', '') -%}
@@ -44,11 +62,8 @@
         {%- endif -%}
         {%- set stored_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list if execute else [] -%}
         {%- set column = period_end_column -%}
-        delete from {{ this }}
-        {%- if 'settings_key' not in stored_columns %}
-        where true
-        {%- else %}
-        where {{ column }} = any(array(
+        {%- set loaded_through = '(select coalesce(max(loaded_through), 0) from ' ~ this ~ ')' -%}
+        {%- set judged_period_ends -%}
             with recursive stored_ends as (
                 (select {{ column }} as period_end from {{ this }} order by 1 limit 1)
                 union all
@@ -60,25 +75,115 @@
                 from stored_ends
                 where stored_ends.period_end is not null
             )
-            select period_end
-            from stored_ends
-            where period_end = {{ as_of() }}
-                or (
-                    select probe.settings_key from {{ this }} as probe
-                    where probe.{{ column }} = stored_ends.period_end
-                    limit 1
-                ) is distinct from {{ period_settings_key() }}
-                or period_end > (
+            select
+                period_end,
+                -- stale whatever changed: the period ending at as_of, rows of other
+                -- settings (or of a table stored before it had them), ends outside the
+                -- window or not among its period ends
+                (
+                    period_end = {{ as_of() }}
+                    {%- if 'settings_key' in stored_columns %}
+                    or (
+                        select probe.settings_key from {{ this }} as probe
+                        where probe.{{ column }} = stored_ends.period_end
+                        limit 1
+                    ) is distinct from {{ period_settings_key() }}
+                    {%- else %}
+                    or true
+                    {%- endif %}
+                    or period_end < (select min({{ column }}) from {{ period_ends }})
+                    or (
+                        period_end < {{ as_of() }}
+                        and period_end not in (select {{ column }} from {{ period_ends }})
+                    )
+                ) as is_outdated,
+                -- stale because an order loaded or changed since comes before it
+                coalesce(period_end > (
                     select min(ordered_at)
                     from {{ orders }}
-                    where batch_id > (select coalesce(max(loaded_through), 0) from {{ this }})
-                )
-                or period_end < (select min({{ column }}) from {{ period_ends }})
-                or (
-                    period_end < {{ as_of() }}
-                    and period_end not in (select {{ column }} from {{ period_ends }})
-                )
+                    where batch_id > {{ loaded_through }}
+                ), false) as is_touched
+            from stored_ends
+            where period_end is not null
+        {%- endset -%}
+        {%- if order_steps is none %}
+        delete from {{ this }}
+        where {{ column }} = any(array(
+            select period_end from ({{ judged_period_ends }}) as judged
+            where is_outdated or is_touched
         ))
+        {%- else -%}
+        {%- set log = order_step_redo_log(order_steps) -%}
+        {%- set can_redo_customers = 'settings_key' in stored_columns and 'population_gap_days' in stored_columns %}
+        {{ create_order_step_redo_log(log) }};
+        create temporary table stale_period_ends on commit drop as
+        with
+        judged as (
+            {{ judged_period_ends | indent(4) }}
+        ),
+        redo_log as (
+            select
+                {%- if can_redo_customers %}
+                coalesce((
+                    select
+                        log.since_loaded_through = {{ loaded_through }}
+                        and log.loaded_through = (
+                            select coalesce(max(loaded_through), 0) from {{ order_steps }}
+                        )
+                    from {{ log }} as log
+                    limit 1
+                ), false)
+                {%- else %}
+                false
+                {%- endif %} as is_usable
+        )
+        select
+            judged.period_end,
+            judged.is_outdated or (judged.is_touched and not redo_log.is_usable) as is_whole,
+            not judged.is_outdated and redo_log.is_usable and exists (
+                select from {{ log }} as log
+                where log.touched_at < judged.period_end
+            ) as is_partial
+        from judged
+        cross join redo_log;
+        {%- if can_redo_customers %}
+        update stale_period_ends
+        set is_whole = true
+        from (
+            select partial.period_end
+            from stale_period_ends as partial
+            left join ({{ population_first_gaps(
+                '(select period_end as period_key, period_end as period_end_at from stale_period_ends
+                  where is_partial and not is_whole)',
+                order_steps
+            ) }}) as now
+                on now.period_key = partial.period_end
+            where partial.is_partial
+                and not partial.is_whole
+                and now.median_first_gap_days is distinct from (
+                    select probe.population_gap_days from {{ this }} as probe
+                    where probe.{{ column }} = partial.period_end
+                    limit 1
+                )
+        ) as moved
+        where stale_period_ends.period_end = moved.period_end;
+        {%- endif %}
+        delete from {{ this }}
+        where {{ column }} = any(array(select period_end from stale_period_ends where is_whole));
+        create temporary table stage_history_redo on commit drop as
+        select
+            stale.period_end as period_end_at,
+            log.customer_id
+        from stale_period_ends as stale
+        inner join {{ log }} as log
+            on log.touched_at < stale.period_end
+        where stale.is_partial
+            and not stale.is_whole;
+        analyze stage_history_redo;
+        delete from {{ this }} as stored
+        using stage_history_redo as redo
+        where stored.{{ column }} = redo.period_end_at
+            and stored.customer_id = redo.customer_id
         {%- endif %}
     {%- else -%}
         select 1

@@ -17,8 +17,22 @@
     A table stored without one of the columns this version writes (`columns`;
     on_schema_change adds them empty) is emptied first, and so recomputed whole
     (with nothing stored, every order counts as changed).
+
+    The run also leaves, durably, the redo log `<steps>__redone` (unlogged,
+    derived state): each touched customer with the earliest point of their
+    history the run touched (`touched_at`), the highest load batch the stored
+    steps had seen before the run (`since_loaded_through`) and the one the
+    run's steps record (`loaded_through`). It holds the latest run only. The
+    stage histories read it (macros/delete_stale_period_ends.sql): a period
+    end at or before a customer's touched_at cannot change for them, so a late
+    change makes a history recompute those customers at older period ends
+    instead of every customer. A customer left with no steps at all (every
+    order refunded, or moved away) is in the log too, which is how the
+    histories drop their stale rows. A full build leaves the log empty, and
+    an empty or outdated log makes the histories recompute whole period ends.
 -#}
 {% macro redo_changed_step_tails(orders, columns) -%}
+    {%- set log = order_step_redo_log(this) -%}
     {%- if is_incremental() -%}
         {%- set stored_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list if execute else [] -%}
         {%- set missing = columns | reject('in', stored_columns) | list -%}
@@ -50,6 +64,7 @@
         )
         select
             first_touched.customer_id,
+            first_touched.touched_at,
             coalesce(
                 max(stored.ordered_at) filter (where stored.ordered_at < first_touched.touched_at),
                 first_touched.touched_at
@@ -59,11 +74,23 @@
             on stored.customer_id = first_touched.customer_id
         group by first_touched.customer_id, first_touched.touched_at;
         analyze order_steps_to_redo;
+        {{ create_order_step_redo_log(log) }};
+        delete from {{ log }};
+        insert into {{ log }} (customer_id, touched_at, since_loaded_through, loaded_through)
+        select
+            customer_id,
+            touched_at,
+            (select coalesce(max(loaded_through), 0) from {{ this }}),
+            (select coalesce(max(batch_id), 0) from {{ orders }})
+        from order_steps_to_redo;
         delete from {{ this }} as stored
         using order_steps_to_redo as redo
         where stored.customer_id = redo.customer_id
             and stored.ordered_at >= redo.redo_from
     {%- else -%}
-        select 1
+        {#- a full build rewrites every step: an empty log says "no partial redo" -#}
+        drop table if exists {{ log }};
+        {{ create_order_step_redo_log(log) }}
     {%- endif -%}
 {%- endmacro %}
+

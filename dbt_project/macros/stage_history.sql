@@ -4,9 +4,11 @@
     stage_history(period, period_ends): the select of
     int_customer_stage_history_<grain>: the stages (macros/customer_stages.sql)
     at the period ends of `period_ends` that the stored history does not have
-    yet (all of them on a first or --full-refresh build), with the highest
-    load batch the order steps it read reflect (`loaded_through`, read by the
-    pre-hook delete_stale_period_ends on the next run).
+    yet (all of them on a first or --full-refresh build), and at the period
+    ends it keeps, those of the customers the pre-hook deleted there
+    (`stage_history_redo`, macros/delete_stale_period_ends.sql), with the
+    highest load batch the order steps it read reflect (`loaded_through`, read
+    by the pre-hook on the next run).
 
     stages_in_window(period, history, period_ends): the select of
     int_customers_staged_<grain>: the stored stages at this run's period ends,
@@ -27,6 +29,7 @@
             select from {{ this }} as stored
             where stored.{{ period }}_end_at = periods.{{ period }}_end_at
         )
+            and {{ period }}_end_at not in (select period_end_at from stage_history_redo)
         {%- endif %}
     ),
 
@@ -35,12 +38,49 @@
             'periods_to_build', period ~ '_index', period ~ '_end_at', ref('int_customer_order_steps')
         ) }}
     ),
+    {%- if is_incremental() %}
+
+    -- the period ends the pre-hook kept, for the customers whose rows there it
+    -- deleted (stage_history_redo, see macros/delete_stale_period_ends.sql):
+    -- their own steps, the population's first gaps over everyone's
+    periods_to_redo as (
+        select *
+        from periods
+        where {{ period }}_end_at in (select period_end_at from stage_history_redo)
+    ),
+
+    steps_to_redo as (
+        select *
+        from {{ ref('int_customer_order_steps') }}
+        where customer_id in (select customer_id from stage_history_redo)
+    ),
+
+    restaged as (
+        select restaged.*
+        from (
+            {{ customer_stages(
+                'periods_to_redo', period ~ '_index', period ~ '_end_at', 'steps_to_redo',
+                population_steps=ref('int_customer_order_steps')
+            ) | indent(8) }}
+        ) as restaged
+        inner join stage_history_redo as redo
+            on redo.period_end_at = restaged.{{ period }}_end_at
+            and redo.customer_id = restaged.customer_id
+    ),
+    {%- endif %}
 
     final as (
         select
             staged.*,
             {{ period_bookkeeping_columns(ref('int_customer_order_steps')) }}
         from staged
+        {%- if is_incremental() %}
+        union all
+        select
+            restaged.*,
+            {{ period_bookkeeping_columns(ref('int_customer_order_steps')) }}
+        from restaged
+        {%- endif %}
     )
 
     select * from final

@@ -465,6 +465,21 @@ def test_an_incremental_week_recomputes_only_what_new_data_touches_and_equals_a_
         f"('{moved['customer_id']}', '{refunded['customer_id']}')"
     ).iloc[0]["c"]
     assert moved["customer_id"] not in ordering_again
+    # a customer whose only completed order is refunded leaves the history from then on
+    lone = _read(
+        f"""select o.* from raw.orders o
+            where o.status = 'completed'
+              and o.ordered_at < timestamptz '{EARLIER_AS_OF.isoformat()}' - interval '33 days'
+              and o.customer_id not in ('{refunded["customer_id"]}', '{moved["customer_id"]}', '{new_owner}')
+              and (select count(*) from raw.orders mine
+                   where mine.customer_id = o.customer_id and mine.status = 'completed') = 1
+            order by o.ordered_at desc, o.order_id limit 1"""
+    ).iloc[0]
+    assert lone["customer_id"] not in ordering_again
+    assert _read(
+        f"""select count(*) as n from intermediate.int_customer_stage_history_weekly
+            where customer_id = '{lone["customer_id"]}'"""
+    ).iloc[0]["n"] >= 4
     with (newer / "orders" / "orders_refunds_2026-11-18.csv").open("w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(
@@ -483,6 +498,17 @@ def test_an_incremental_week_recomputes_only_what_new_data_touches_and_equals_a_
         )
         writer.writerow(
             [
+                lone["order_id"],
+                lone["customer_id"],
+                lone["ordered_at"].isoformat(),
+                "refunded",
+                lone["amount"],
+                lone["currency"],
+                "2026-11-18T09:00:00+00:00",
+            ]
+        )
+        writer.writerow(
+            [
                 moved["order_id"],
                 new_owner,
                 moved["ordered_at"].isoformat(),
@@ -492,6 +518,16 @@ def test_an_incremental_week_recomputes_only_what_new_data_touches_and_equals_a_
                 "2026-11-18T09:00:00+00:00",
             ]
         )
+    # a stored week end whose population first-gap median no longer matches (as when a
+    # late change moves it) must be recomputed for every customer, not only the changed
+    tampered_end = EARLIER_AS_OF - timedelta(days=7)
+    with warehouse.connect() as conn:
+        conn.execute(
+            "update intermediate.int_customer_stage_history_weekly set population_gap_days = -1 "
+            "where week_end_at = %s",
+            (tampered_end,),
+        )
+        conn.commit()
     _load(newer, AS_OF)
     _build(AS_OF)
 
@@ -516,6 +552,35 @@ def test_an_incremental_week_recomputes_only_what_new_data_touches_and_equals_a_
     recomputed = kept[kept["week_end_at"] > refunded["ordered_at"]]
     assert len(untouched) >= 7 and (untouched["seen"] < latest).all()
     assert len(recomputed) >= 5 and (recomputed["seen"] == latest).all()
+    # ... and at the week ends it kept but that late changes reach, only the customers
+    # whose orders changed before the week end were recomputed: the rest kept their rows
+    stored_before = kept[kept["week_end_at"] <= EARLIER_AS_OF]
+    redone = _read(
+        f"""select week_end_at, customer_id from intermediate.int_customer_stage_history_weekly
+            where loaded_through = {int(latest)}
+              and week_end_at > timestamptz '{refunded["ordered_at"].isoformat()}'
+              and week_end_at <= timestamptz '{EARLIER_AS_OF.isoformat()}'"""
+    )
+    customers_at = _read(
+        """select week_end_at, count(*) as n from intermediate.int_customer_stage_history_weekly
+           group by 1"""
+    ).set_index("week_end_at")["n"]
+    assert len(stored_before[stored_before["week_end_at"] > refunded["ordered_at"]]) >= 4
+    for week_end, customers in redone.groupby("week_end_at")["customer_id"]:
+        if week_end == tampered_end:
+            assert len(customers) == customers_at[week_end], "the tampered week end is recomputed whole"
+        else:
+            assert len(customers) < customers_at[week_end] / 4, week_end
+        assert refunded["customer_id"] in set(customers), week_end
+    assert tampered_end in set(redone["week_end_at"])
+    assert (
+        _read(
+            f"""select count(*) as n from intermediate.int_customer_stage_history_weekly
+                where customer_id = '{lone["customer_id"]}'
+                  and week_end_at > timestamptz '{lone["ordered_at"].isoformat()}'"""
+        ).iloc[0]["n"]
+        == 0
+    )
     # the weekly flows and the 80/20 check follow the history: weeks that end before the
     # refunded order kept last week's counts
     for model in ("int_stage_flows_weekly", "int_revenue_concentration_weekly"):
