@@ -476,10 +476,13 @@ def test_an_incremental_week_recomputes_only_what_new_data_touches_and_equals_a_
             order by o.ordered_at desc, o.order_id limit 1"""
     ).iloc[0]
     assert lone["customer_id"] not in ordering_again
-    assert _read(
-        f"""select count(*) as n from intermediate.int_customer_stage_history_weekly
+    assert (
+        _read(
+            f"""select count(*) as n from intermediate.int_customer_stage_history_weekly
             where customer_id = '{lone["customer_id"]}'"""
-    ).iloc[0]["n"] >= 4
+        ).iloc[0]["n"]
+        >= 4
+    )
     with (newer / "orders" / "orders_refunds_2026-11-18.csv").open("w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(
