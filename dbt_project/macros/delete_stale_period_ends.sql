@@ -5,7 +5,9 @@
       * the period ending at as_of, so a re-run of the same week recomputes it;
       * every period end after the earliest order that raw received (or saw
         change: a refund, a cancellation) since the history was last brought up
-        to date (`loaded_through`, the highest load batch its runs had seen):
+        to date (`loaded_through`, the highest load batch its runs had seen),
+        or after the old time of an order moved later in time (raw has only its
+        new time; with `order_steps`, the steps' redo log has the old one):
         those stages could differ now, so they are recomputed, and the history
         stays equal to a full recompute. Late changes to old orders make a run
         recompute further back; a normal week recomputes one or two periods;
@@ -33,8 +35,9 @@
     `period_ends` (`<period>_index < kpi_history_<period>s`): the oldest period
     end, only the start state of the oldest reported period, is dropped too.
 
-    With `order_steps` (the stage histories, one row per customer and period
-    end), a period end that only late changes reach is not dropped whole: the
+    With `order_steps` and `redo_customers` (the stage histories, one row per
+    customer and period end), a period end that only late changes reach is
+    not dropped whole: the
     stages there change only for the customers whose order history changed
     before it. When the steps' redo log (macros/order_step_redo_log.sql)
     describes exactly the steps written since this history last ran (its
@@ -51,7 +54,7 @@
     the steps, a table stored before `population_gap_days`) it drops those
     period ends whole, as above; `stage_history_redo` is then empty.
 -#}
-{% macro delete_stale_period_ends(period_end_column, period_ends, orders, reported_only=false, order_steps=none) -%}
+{% macro delete_stale_period_ends(period_end_column, period_ends, orders, reported_only=false, order_steps=none, redo_customers=false) -%}
     {%- if is_incremental() -%}
         {%- if reported_only -%}
             {%- set period = period_end_column.replace('_end_at', '') -%}
@@ -63,6 +66,7 @@
         {%- set stored_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list if execute else [] -%}
         {%- set column = period_end_column -%}
         {%- set loaded_through = '(select coalesce(max(loaded_through), 0) from ' ~ this ~ ')' -%}
+        {%- set log = order_step_redo_log(order_steps) if order_steps is not none else none -%}
         {%- set judged_period_ends -%}
             with recursive stored_ends as (
                 (select {{ column }} as period_end from {{ this }} order by 1 limit 1)
@@ -97,23 +101,36 @@
                         and period_end not in (select {{ column }} from {{ period_ends }})
                     )
                 ) as is_outdated,
-                -- stale because an order loaded or changed since comes before it
-                coalesce(period_end > (
-                    select min(ordered_at)
-                    from {{ orders }}
-                    where batch_id > {{ loaded_through }}
+                -- stale because an order loaded or changed since comes before it, or
+                -- was before it: an order moved later in time is seen in raw at its
+                -- new time only, its old one is in the steps' redo log
+                coalesce(period_end > least(
+                    (
+                        select min(ordered_at)
+                        from {{ orders }}
+                        where batch_id > {{ loaded_through }}
+                    )
+                    {%- if log is not none %},
+                    (
+                        select min(log.touched_at)
+                        from {{ log }} as log
+                        where log.loaded_through > {{ loaded_through }}
+                    )
+                    {%- endif %}
                 ), false) as is_touched
             from stored_ends
             where period_end is not null
         {%- endset -%}
-        {%- if order_steps is none %}
+        {%- if not redo_customers %}
+        {%- if log is not none %}
+        {{ create_order_step_redo_log(log) }};
+        {%- endif %}
         delete from {{ this }}
         where {{ column }} = any(array(
             select period_end from ({{ judged_period_ends }}) as judged
             where is_outdated or is_touched
         ))
         {%- else -%}
-        {%- set log = order_step_redo_log(order_steps) -%}
         {%- set can_redo_customers = 'settings_key' in stored_columns and 'population_gap_days' in stored_columns %}
         {{ create_order_step_redo_log(log) }};
         create temporary table stale_period_ends on commit drop as

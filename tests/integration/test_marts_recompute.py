@@ -476,6 +476,23 @@ def test_an_incremental_week_recomputes_only_what_new_data_touches_and_equals_a_
             order by o.ordered_at desc, o.order_id limit 1"""
     ).iloc[0]
     assert lone["customer_id"] not in ordering_again
+    # an order corrected to a later time, from a week before the refunded one: raw shows
+    # only its new time, and the weeks between its old time and the refund change too
+    retimed = _read(
+        f"""select o.* from raw.orders o
+            where o.status = 'completed'
+              and o.ordered_at < timestamptz '{refunded["ordered_at"].isoformat()}' - interval '7 days'
+              and o.customer_id not in (
+                  '{refunded["customer_id"]}', '{moved["customer_id"]}', '{new_owner}', '{lone["customer_id"]}'
+              )
+              -- an earlier order keeps them in the history, so the weeks between are rewritten
+              and exists (select from raw.orders earlier
+                          where earlier.customer_id = o.customer_id and earlier.status = 'completed'
+                            and earlier.ordered_at < o.ordered_at)
+            order by o.ordered_at desc, o.order_id limit 50"""
+    )
+    retimed = retimed[~retimed["customer_id"].isin(ordering_again)].iloc[0]
+    retimed_to = EARLIER_AS_OF - timedelta(days=3)
     assert (
         _read(
             f"""select count(*) as n from intermediate.int_customer_stage_history_weekly
@@ -512,6 +529,17 @@ def test_an_incremental_week_recomputes_only_what_new_data_touches_and_equals_a_
         )
         writer.writerow(
             [
+                retimed["order_id"],
+                retimed["customer_id"],
+                retimed_to.isoformat(),
+                "completed",
+                retimed["amount"],
+                retimed["currency"],
+                "2026-11-18T09:00:00+00:00",
+            ]
+        )
+        writer.writerow(
+            [
                 moved["order_id"],
                 new_owner,
                 moved["ordered_at"].isoformat(),
@@ -538,22 +566,22 @@ def test_an_incremental_week_recomputes_only_what_new_data_touches_and_equals_a_
     steps = _read("select customer_id, order_id, loaded_through from intermediate.int_customer_order_steps")
     seen_by_customer = steps.groupby("customer_id")["loaded_through"].max()
     latest_steps = seen_by_customer.max()
-    for customer in (refunded["customer_id"], moved["customer_id"], new_owner):
+    for customer in (refunded["customer_id"], moved["customer_id"], new_owner, retimed["customer_id"]):
         assert seen_by_customer[customer] == latest_steps, customer
     assert (seen_by_customer < latest_steps).sum() > len(seen_by_customer) / 2
     owners = steps[steps["order_id"] == moved["order_id"]]["customer_id"].tolist()
     assert owners == [new_owner]
     assert refunded["order_id"] not in set(steps["order_id"])
 
-    # week ends before the refunded order kept the stages computed a week ago ...
+    # week ends before the retimed order's old time kept the stages computed a week ago ...
     kept = _read(
         """select week_end_at, max(loaded_through) as seen from intermediate.int_customer_stage_history_weekly
            group by 1 order by 1"""
     )
     latest = kept["seen"].max()
-    untouched = kept[kept["week_end_at"] <= refunded["ordered_at"]]
-    recomputed = kept[kept["week_end_at"] > refunded["ordered_at"]]
-    assert len(untouched) >= 7 and (untouched["seen"] < latest).all()
+    untouched = kept[kept["week_end_at"] <= retimed["ordered_at"]]
+    recomputed = kept[kept["week_end_at"] > retimed["ordered_at"]]
+    assert len(untouched) >= 6 and (untouched["seen"] < latest).all()
     assert len(recomputed) >= 5 and (recomputed["seen"] == latest).all()
     # ... and at the week ends it kept but that late changes reach, only the customers
     # whose orders changed before the week end were recomputed: the rest kept their rows
@@ -585,12 +613,12 @@ def test_an_incremental_week_recomputes_only_what_new_data_touches_and_equals_a_
         == 0
     )
     # the weekly flows and the 80/20 check follow the history: weeks that end before the
-    # refunded order kept last week's counts
+    # retimed order's old time kept last week's counts
     for model in ("int_stage_flows_weekly", "int_revenue_concentration_weekly"):
         seen = _read(f"select week_end_at, max(loaded_through) as seen from intermediate.{model} group by 1")
-        assert (seen[seen["week_end_at"] <= refunded["ordered_at"]]["seen"] < latest).all(), model
-        assert (seen[seen["week_end_at"] > refunded["ordered_at"]]["seen"] == latest).all(), model
-        assert len(seen[seen["week_end_at"] <= refunded["ordered_at"]]) >= 6, model
+        assert (seen[seen["week_end_at"] <= retimed["ordered_at"]]["seen"] < latest).all(), model
+        assert (seen[seen["week_end_at"] > retimed["ordered_at"]]["seen"] == latest).all(), model
+        assert len(seen[seen["week_end_at"] <= retimed["ordered_at"]]) >= 5, model
 
     # ... and the result is what a rebuild from scratch gives
     incremental = {model: _stage_history(model) for model in INCREMENTAL_TABLES}

@@ -7,7 +7,7 @@
         pre_hook=[
             "{{ read_one_snapshot() }}",
             "{{ set_local_work_mem() }}",
-            "{{ delete_stale_period_ends('month_end_at', ref('int_months_enumerated'), ref('stg_shop__orders'), order_steps=ref('int_customer_order_steps')) }}",
+            "{{ delete_stale_period_ends('month_end_at', ref('int_months_enumerated'), ref('stg_shop__orders'), order_steps=ref('int_customer_order_steps'), redo_customers=true) }}",
         ],
         post_hook="analyze {{ this }}",
         indexes=[

@@ -5,7 +5,7 @@
         on_schema_change='append_new_columns',
         pre_hook=[
             "{{ read_one_snapshot() }}",
-            "{{ delete_stale_period_ends('month_end_at', ref('int_months_enumerated'), ref('stg_shop__orders'), reported_only=true) }}",
+            "{{ delete_stale_period_ends('month_end_at', ref('int_months_enumerated'), ref('stg_shop__orders'), reported_only=true, order_steps=ref('int_customer_order_steps')) }}",
         ],
         indexes=[
             {'columns': ['month_end_at'], 'unique': true},
