@@ -154,15 +154,30 @@
                 false
                 {%- endif %} as is_usable
         )
+        -- only a period end of this run's window can be redone in part (the body
+        -- computes those); a touched one after as_of (kept during a backfill)
+        -- is dropped whole, as without a log
         select
-            judged.period_end,
-            judged.is_outdated or (judged.is_touched and not redo_log.is_usable) as is_whole,
-            not judged.is_outdated and redo_log.is_usable and exists (
+            period_end,
+            is_whole,
+            not is_whole and can_redo and exists (
                 select from {{ log }} as log
-                where log.touched_at < judged.period_end
+                where log.touched_at < period_end
             ) as is_partial
-        from judged
-        cross join redo_log;
+        from (
+            select
+                period_end,
+                is_outdated or (is_touched and not can_redo) as is_whole,
+                can_redo
+            from (
+                select
+                    judged.*,
+                    redo_log.is_usable
+                    and judged.period_end in (select {{ column }} from {{ period_ends }}) as can_redo
+                from judged
+                cross join redo_log
+            ) as judged_with_log
+        ) as decided;
         {%- if can_redo_customers %}
         update stale_period_ends
         set is_whole = true
