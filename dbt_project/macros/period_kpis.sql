@@ -15,40 +15,19 @@
 {% macro period_kpis(periods, flows, concentration, period_key, period_start_at, period_end_at, orders, surveys) -%}
     with
 
-    -- each period's position among the period starts, so an order or answer
-    -- finds its period by one binary search (width_bucket) and an equi-join,
-    -- where a range join compared every row of the span with every period
-    -- (12 months of orders x 13 periods: most of the monthly KPIs' time)
-    period_positions as (
-        select
-            {{ period_key }} as period_key,
-            {{ period_start_at }} as period_start_at,
-            {{ period_end_at }} as period_end_at,
-            row_number() over (order by {{ period_start_at }}) as position
-        from {{ periods }}
-    ),
-
-    period_bounds as (
-        select
-            array_agg(period_start_at order by period_start_at) as starts,
-            min(period_start_at) as span_start_at,
-            max(period_end_at) as span_end_at
-        from period_positions
-    ),
-
     completed_orders_in_period as (
         select
-            period_positions.period_key,
+            periods.{{ period_key }} as period_key,
             orders.net_amount
-        from {{ orders }} as orders
-        cross join period_bounds
-        inner join period_positions
-            on period_positions.position = width_bucket(orders.ordered_at, period_bounds.starts)
+        from {{ periods }} as periods
+        inner join {{ orders }} as orders
+            on orders.ordered_at >= periods.{{ period_start_at }}
+            and orders.ordered_at < periods.{{ period_end_at }}
         where orders.is_completed
-            and orders.ordered_at >= period_bounds.span_start_at
-            and orders.ordered_at < period_bounds.span_end_at
-            -- periods need not be contiguous: the order is inside its own
-            and orders.ordered_at < period_positions.period_end_at
+            -- the whole span first (evaluated once), so the range join above
+            -- meets the orders of the reported periods, not all history
+            and orders.ordered_at >= (select min({{ period_start_at }}) from {{ periods }})
+            and orders.ordered_at < (select max({{ period_end_at }}) from {{ periods }})
     ),
 
     -- 'new' = no stage at the period start: no completed order before it
@@ -98,19 +77,16 @@
 
     survey_totals as (
         select
-            period_positions.period_key,
+            periods.{{ period_key }} as period_key,
             count(*) as survey_responses,
             count(*) filter (where surveys.score_group = 'promoter') as promoters,
             count(*) filter (where surveys.score_group = 'detractor') as detractors,
             count(*) filter (where surveys.is_csi_attractor) as csi_attractors,
             count(*) filter (where surveys.is_csi_detractor) as csi_detractors
-        from {{ surveys }} as surveys
-        cross join period_bounds
-        inner join period_positions
-            on period_positions.position = width_bucket(surveys.submitted_at, period_bounds.starts)
-        where surveys.submitted_at >= period_bounds.span_start_at
-            and surveys.submitted_at < period_bounds.span_end_at
-            and surveys.submitted_at < period_positions.period_end_at
+        from {{ periods }} as periods
+        inner join {{ surveys }} as surveys
+            on surveys.submitted_at >= periods.{{ period_start_at }}
+            and surveys.submitted_at < periods.{{ period_end_at }}
         group by 1
     ),
 
