@@ -36,10 +36,9 @@
     end, only the start state of the oldest reported period, is dropped too.
 
     With `order_steps` and `redo_customers` (the stage histories, one row per
-    customer and period end), a period end that only late changes reach is
-    not dropped whole: the
-    stages there change only for the customers whose order history changed
-    before it. When the steps' redo log (macros/order_step_redo_log.sql)
+    customer and period end), a period end of the window that only late
+    changes reach is not dropped whole: the stages there change only for the
+    customers whose order history changed before it. When the steps' redo log (macros/order_step_redo_log.sql)
     describes exactly the steps written since this history last ran (its
     `since_loaded_through` is this history's `loaded_through`, and its
     `loaded_through` the steps' own), the hook deletes, at each such period
@@ -51,8 +50,9 @@
     (macros/population_first_gaps.sql), compares it with the stored
     `population_gap_days`, and drops the period end whole when it differs. With
     no usable log (a history that missed a run of the steps, a full build of
-    the steps, a table stored before `population_gap_days`) it drops those
-    period ends whole, as above; `stage_history_redo` is then empty.
+    the steps, a table stored before `population_gap_days`), and for a touched
+    period end after as_of (the body computes only the window), it drops those
+    period ends whole, as above; `stage_history_redo` is then empty of them.
 -#}
 {% macro delete_stale_period_ends(period_end_column, period_ends, orders, reported_only=false, order_steps=none, redo_customers=false) -%}
     {%- if is_incremental() -%}
