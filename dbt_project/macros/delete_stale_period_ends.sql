@@ -38,8 +38,8 @@
     With `order_steps` and `redo_customers` (the stage histories, one row per
     customer and period end), a period end of the window that only late
     changes reach is not dropped whole: the stages there change only for the
-    customers whose order history changed before it. When the steps' redo log (macros/order_step_redo_log.sql)
-    describes exactly the steps written since this history last ran (its
+    customers whose order history changed before it. When the steps' redo log
+    (macros/order_step_redo_log.sql) describes exactly the steps written since this history last ran (its
     `since_loaded_through` is this history's `loaded_through`, and its
     `loaded_through` the steps' own), the hook deletes, at each such period
     end, the rows of the logged customers whose `touched_at` is before it, and
@@ -153,10 +153,25 @@
                 {%- else %}
                 false
                 {%- endif %} as is_usable
-        )
+        ),
         -- only a period end of this run's window can be redone in part (the body
         -- computes those); a touched one after as_of (kept during a backfill)
         -- is dropped whole, as without a log
+        judged_with_log as (
+            select
+                judged.*,
+                redo_log.is_usable
+                and judged.period_end in (select {{ column }} from {{ period_ends }}) as can_redo
+            from judged
+            cross join redo_log
+        ),
+        decided as (
+            select
+                period_end,
+                is_outdated or (is_touched and not can_redo) as is_whole,
+                can_redo
+            from judged_with_log
+        )
         select
             period_end,
             is_whole,
@@ -164,20 +179,7 @@
                 select from {{ log }} as log
                 where log.touched_at < period_end
             ) as is_partial
-        from (
-            select
-                period_end,
-                is_outdated or (is_touched and not can_redo) as is_whole,
-                can_redo
-            from (
-                select
-                    judged.*,
-                    redo_log.is_usable
-                    and judged.period_end in (select {{ column }} from {{ period_ends }}) as can_redo
-                from judged
-                cross join redo_log
-            ) as judged_with_log
-        ) as decided;
+        from decided;
         {%- if can_redo_customers %}
         update stale_period_ends
         set is_whole = true

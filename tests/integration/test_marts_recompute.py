@@ -505,50 +505,25 @@ def test_an_incremental_week_recomputes_only_what_new_data_touches_and_equals_a_
         writer.writerow(
             ["order_id", "customer_id", "ordered_at", "status", "amount", "currency", "updated_at"]
         )
-        writer.writerow(
-            [
-                refunded["order_id"],
-                refunded["customer_id"],
-                refunded["ordered_at"].isoformat(),
-                "refunded",
-                refunded["amount"],
-                refunded["currency"],
-                "2026-11-18T09:00:00+00:00",
-            ]
-        )
-        writer.writerow(
-            [
-                lone["order_id"],
-                lone["customer_id"],
-                lone["ordered_at"].isoformat(),
-                "refunded",
-                lone["amount"],
-                lone["currency"],
-                "2026-11-18T09:00:00+00:00",
-            ]
-        )
-        writer.writerow(
-            [
-                retimed["order_id"],
-                retimed["customer_id"],
-                retimed_to.isoformat(),
-                "completed",
-                retimed["amount"],
-                retimed["currency"],
-                "2026-11-18T09:00:00+00:00",
-            ]
-        )
-        writer.writerow(
-            [
-                moved["order_id"],
-                new_owner,
-                moved["ordered_at"].isoformat(),
-                "completed",
-                moved["amount"],
-                moved["currency"],
-                "2026-11-18T09:00:00+00:00",
-            ]
-        )
+
+        def changed(order: Any, status: str, customer_id: str | None = None, ordered_at: Any = None) -> None:
+            # the stored order as a later export line: same id and amount, changed fields
+            writer.writerow(
+                [
+                    order["order_id"],
+                    customer_id or order["customer_id"],
+                    (ordered_at or order["ordered_at"]).isoformat(),
+                    status,
+                    order["amount"],
+                    order["currency"],
+                    "2026-11-18T09:00:00+00:00",
+                ]
+            )
+
+        changed(refunded, "refunded")
+        changed(lone, "refunded")
+        changed(retimed, "completed", ordered_at=retimed_to)
+        changed(moved, "completed", customer_id=new_owner)
     # a stored week end whose population first-gap median no longer matches (as when a
     # late change moves it) must be recomputed for every customer, not only the changed
     tampered_end = EARLIER_AS_OF - timedelta(days=7)
