@@ -1,8 +1,11 @@
 {#-
     Pre-hook of int_customer_order_steps: find where each customer's stored
-    steps stop being right, delete them from there on, and leave the customers
-    and those points in the temporary table `order_steps_to_redo` (dropped at
-    commit) for the model's body, which computes exactly the deleted steps.
+    steps stop being right, delete them from there on, and leave for the
+    model's body, in temporary tables dropped at commit, the changed orders
+    (`order_step_changes`), the touched customers' stored steps as they were
+    before the delete (`order_steps_stored`) and each customer's redo point
+    (`order_steps_to_redo`): the body computes exactly the deleted steps from
+    those, without reading raw.
 
     A customer is touched by every order of theirs that raw received or saw
     change since the table was last brought up to date (`loaded_through`, the
@@ -31,7 +34,7 @@
     histories drop their stale rows. A full build leaves the log empty, and
     an empty or outdated log makes the histories recompute whole period ends.
 -#}
-{% macro redo_changed_step_tails(orders, columns) -%}
+{% macro redo_changed_step_tails(orders, batches, columns) -%}
     {%- set log = order_step_redo_log(this) -%}
     {%- if is_incremental() -%}
         {%- set stored_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list if execute else [] -%}
@@ -40,39 +43,58 @@
         {%- if emptied -%}
         delete from {{ this }};
         {% endif -%}
-        create temporary table order_steps_to_redo on commit drop as
-        with
-        changed as (
-            select customer_id, order_id, ordered_at
-            from {{ orders }}
-            {%- if not emptied %}
-            where batch_id > (select coalesce(max(loaded_through), 0) from {{ this }})
-            {%- endif %}
-        ),
-        touched as (
-            select customer_id, ordered_at from changed
+        {#- the changed orders, as raw has them now: a table, analyzed, so
+            the joins below hash these few rows, not the stored steps -#}
+        create temporary table order_step_changes on commit drop as
+        select customer_id, order_id, ordered_at, ordered_date, net_amount, is_completed
+        from {{ orders }}
+        {%- if not emptied %}
+        where batch_id > (select coalesce(max(loaded_through), 0) from {{ this }})
+        {%- endif %};
+        analyze order_step_changes;
+        create temporary table order_step_customers on commit drop as
+        select customer_id, min(ordered_at) as touched_at
+        from (
+            select customer_id, ordered_at from order_step_changes
             union all
             select stored.customer_id, stored.ordered_at
             from {{ this }} as stored
-            inner join changed
+            inner join order_step_changes as changed
                 on stored.order_id = changed.order_id
-        ),
-        first_touched as (
-            select customer_id, min(ordered_at) as touched_at
-            from touched
-            group by 1
-        )
+        ) as touched
+        group by 1;
+        analyze order_step_customers;
+        {#- every stored step of those customers, as it is before the delete
+            below: the body continues each customer's kept steps from here
+            instead of re-reading their orders from raw -#}
+        create temporary table order_steps_stored on commit drop as
         select
-            first_touched.customer_id,
-            first_touched.touched_at,
+            stored.ctid as stored_ctid,
+            stored.customer_id,
+            stored.order_id,
+            stored.ordered_at,
+            stored.ordered_date,
+            stored.net_amount,
+            stored.first_order_at,
+            stored.orders_count,
+            stored.net_revenue,
+            stored.gap_days
+        from {{ this }} as stored
+        inner join order_step_customers as touched
+            on stored.customer_id = touched.customer_id;
+        analyze order_steps_stored;
+        create temporary table order_steps_to_redo on commit drop as
+        select
+            touched.customer_id,
+            touched.touched_at,
             coalesce(
-                max(stored.ordered_at) filter (where stored.ordered_at < first_touched.touched_at),
-                first_touched.touched_at
+                max(stored.ordered_at) filter (where stored.ordered_at < touched.touched_at),
+                touched.touched_at
             ) as redo_from
-        from first_touched
-        left join {{ this }} as stored
-            on stored.customer_id = first_touched.customer_id
-        group by first_touched.customer_id, first_touched.touched_at;
+        from order_step_customers as touched
+        left join order_steps_stored as stored
+            on stored.customer_id = touched.customer_id
+        group by touched.customer_id, touched.touched_at;
         analyze order_steps_to_redo;
         {{ create_order_step_redo_log(log) }};
         delete from {{ log }};
@@ -81,12 +103,18 @@
             customer_id,
             touched_at,
             (select coalesce(max(loaded_through), 0) from {{ this }}),
-            (select coalesce(max(batch_id), 0) from {{ orders }})
+            {{ highest_loaded_batch(batches) }}
         from order_steps_to_redo;
-        delete from {{ this }} as stored
-        using order_steps_to_redo as redo
-        where stored.customer_id = redo.customer_id
-            and stored.ordered_at >= redo.redo_from
+        {#- by the rows' physical addresses, read above in this transaction:
+            a TID scan of the deleted rows instead of a scan of every step -#}
+        delete from {{ this }}
+        where ctid = any (array(
+            select stored.stored_ctid
+            from order_steps_stored as stored
+            inner join order_steps_to_redo as redo
+                on stored.customer_id = redo.customer_id
+            where stored.ordered_at >= redo.redo_from
+        ))
     {%- else -%}
         {#- a full build rewrites every step: an empty log says "no partial redo" -#}
         drop table if exists {{ log }};

@@ -7,7 +7,7 @@
         pre_hook=[
             "{{ read_one_snapshot() }}",
             "{{ set_local_work_mem() }}",
-            "{{ redo_changed_step_tails(ref('stg_shop__orders'), ['net_amount', 'median_gap_days', 'loaded_through']) }}",
+            "{{ redo_changed_step_tails(ref('stg_shop__orders'), source('shop', 'orders'), ['net_amount', 'median_gap_days', 'loaded_through']) }}",
         ],
         post_hook="analyze {{ this }}",
         indexes=[
@@ -26,12 +26,14 @@
 -- Incremental by customer and time: the pre-hook
 -- (macros/redo_changed_step_tails.sql) deleted, for every customer whose orders
 -- were loaded or changed since, their steps from just before the first changed
--- one on, and left the customers and those points in `order_steps_to_redo`.
--- A run computes those customers' running totals over all their orders (one
--- sort) but writes, and takes the own-rhythm medians of, only the steps from
--- that point on: a normal week adds a step or two per customer who ordered
--- instead of redoing their history, and the table equals a full recompute
--- (--full-refresh).
+-- one on, and left the changed orders, those customers' stored steps as they
+-- were and their redo points in temporary tables. A run continues each such
+-- customer's running totals from their last kept step over the orders of the
+-- deleted tail (the stored ones that did not change, and the changed ones that
+-- are completed now), and takes the own-rhythm medians of the tail's days over
+-- the kept gaps and the new ones: a normal week adds a step or two per customer
+-- who ordered, reads neither raw nor their whole history, and the table equals
+-- a full recompute (--full-refresh).
 --
 -- Unlogged: millions of derived rows without WAL; a crash empties the table and
 -- the next run recomputes every customer (slower, same answer). Analyzed at once
@@ -41,57 +43,135 @@
 -- batches are found through raw's own index on _batch_id (ddl.py).
 with
 
+{%- if is_incremental() %}
+
+-- the pre-hook's work (macros/redo_changed_step_tails.sql): the changed
+-- orders as raw has them now, the touched customers' stored steps as they
+-- were before its delete, and each customer's redo point
+changed_orders as (
+    select * from order_step_changes
+),
+
+stored_steps as (
+    select * from order_steps_stored
+),
+
+redo as (
+    select * from order_steps_to_redo
+),
+
+kept_steps as (
+    select stored_steps.*
+    from stored_steps
+    inner join redo
+        on redo.customer_id = stored_steps.customer_id
+    where stored_steps.ordered_at < redo.redo_from
+),
+
+-- each redone customer's last kept step (the last one in the window's order
+-- below): the running totals their tail continues from
+kept_totals as (
+    select distinct on (customer_id collate "C")
+        customer_id,
+        orders_count,
+        net_revenue,
+        first_order_at,
+        ordered_date as last_order_date,
+        (first_order_at at time zone {{ business_timezone() }})::date as first_order_date
+    from kept_steps
+    order by customer_id collate "C", ordered_at desc, order_id collate "C" desc
+),
+
+-- the orders of the tails: the stored tail's orders that did not change (raw
+-- still has them as they were stored) and the changed orders completed now
+completed_orders as (
+    select
+        stored_steps.customer_id,
+        stored_steps.order_id,
+        stored_steps.ordered_at,
+        stored_steps.ordered_date,
+        stored_steps.net_amount
+    from stored_steps
+    inner join redo
+        on redo.customer_id = stored_steps.customer_id
+    where stored_steps.ordered_at >= redo.redo_from
+        and not exists (
+            select from changed_orders
+            where changed_orders.order_id = stored_steps.order_id
+        )
+    union all
+    select
+        customer_id,
+        order_id,
+        ordered_at,
+        ordered_date,
+        net_amount
+    from changed_orders
+    where is_completed
+),
+{%- else %}
+
 orders as (
     select * from {{ ref('stg_shop__orders') }}
 ),
 
 completed_orders as (
     select
-        orders.customer_id,
-        orders.order_id,
-        orders.ordered_at,
-        orders.ordered_date,
-        orders.net_amount
-        {%- if is_incremental() %},
-        redo.redo_from
-        {%- endif %}
-    from orders
-    {%- if is_incremental() %}
-    inner join order_steps_to_redo as redo
-        on redo.customer_id = orders.customer_id
-    {%- endif %}
-    where orders.is_completed
-),
-
--- orders at the same instant are taken in id order, so exactly one of them
--- carries the totals of both; keys compare bytewise (collate "C"): any fixed
--- order would do, and this one sorts fastest
-running as (
-    select
         customer_id,
         order_id,
         ordered_at,
         ordered_date,
-        net_amount,
+        net_amount
+    from orders
+    where is_completed
+),
+{%- endif %}
+
+-- orders at the same instant are taken in id order, so exactly one of them
+-- carries the totals of both; keys compare bytewise (collate "C"): any fixed
+-- order would do, and this one sorts fastest. An incremental run continues
+-- each customer's totals from their last kept step.
+running as (
+    select
+        completed_orders.customer_id,
+        completed_orders.order_id,
+        completed_orders.ordered_at,
+        completed_orders.ordered_date,
+        completed_orders.net_amount,
+        lead(completed_orders.ordered_at) over customer_orders as next_ordered_at,
         {%- if is_incremental() %}
-        redo_from,
-        {%- endif %}
-        lead(ordered_at) over customer_orders as next_ordered_at,
-        min(ordered_at) over customer_orders as first_order_at,
+        coalesce(kept_totals.first_order_at, min(completed_orders.ordered_at) over customer_orders)
+            as first_order_at,
+        coalesce(kept_totals.orders_count, 0) + count(*) over customer_orders as orders_count,
+        coalesce(kept_totals.net_revenue, 0) + sum(completed_orders.net_amount) over customer_orders
+            as net_revenue,
+        coalesce(lag(completed_orders.ordered_date) over customer_orders, kept_totals.last_order_date)
+            as previous_order_date,
+        coalesce(kept_totals.first_order_date, min(completed_orders.ordered_date) over customer_orders)
+            as first_order_date
+        {%- else %}
+        min(completed_orders.ordered_at) over customer_orders as first_order_at,
         count(*) over customer_orders as orders_count,
-        sum(net_amount) over customer_orders as net_revenue,
-        lag(ordered_date) over customer_orders as previous_order_date,
-        min(ordered_date) over customer_orders as first_order_date
+        sum(completed_orders.net_amount) over customer_orders as net_revenue,
+        lag(completed_orders.ordered_date) over customer_orders as previous_order_date,
+        min(completed_orders.ordered_date) over customer_orders as first_order_date
+        {%- endif %}
     from completed_orders
+    {%- if is_incremental() %}
+    left join kept_totals
+        on kept_totals.customer_id = completed_orders.customer_id
+    {%- endif %}
     window customer_orders as (
-        partition by customer_id collate "C"
-        order by ordered_at, order_id collate "C"
+        partition by completed_orders.customer_id collate "C"
+        order by completed_orders.ordered_at, completed_orders.order_id collate "C"
         rows between unbounded preceding and current row
     )
 ),
 
 -- several orders on one day are one order day: a gap is recorded on the
--- first order of each new day, counted from the previous order day
+-- first order of each new day, counted from the previous order day; these
+-- are the steps this run writes (all of them on a full build, the redone
+-- tails on an incremental one)
 steps as (
     select
         customer_id,
@@ -99,9 +179,6 @@ steps as (
         ordered_at,
         ordered_date,
         net_amount,
-        {%- if is_incremental() %}
-        redo_from,
-        {%- endif %}
         next_ordered_at,
         first_order_at,
         orders_count,
@@ -116,38 +193,39 @@ steps as (
     from running
 ),
 
--- the steps this run writes: all of them on a full build, the redone tails on
--- an incremental one
-new_steps as (
-    select *
-    from steps
-    {%- if is_incremental() %}
-    where ordered_at >= redo_from
-    {%- endif %}
-),
-
+-- every gap of the customers this run writes: on an incremental run the kept
+-- steps' gaps count too
 order_day_gaps as (
     select
         customer_id,
         ordered_date,
         gap_days
-        {%- if is_incremental() %},
-        redo_from
-        {%- endif %}
     from steps
     where gap_days is not null
+    {%- if is_incremental() %}
+    union all
+    select
+        customer_id,
+        ordered_date,
+        gap_days
+    from kept_steps
+    where gap_days is not null
+    {%- endif %}
 ),
 
 -- the order days whose rhythm this run needs: those of the steps it writes
 -- (every order day after the first has a gap, on its first order, which can
--- be older than the redone tail: the days are taken from the gaps)
+-- be a kept step's, earlier on the redone tail's first day: the days are
+-- taken from the gaps)
 rhythm_days as (
     select
-        customer_id,
-        ordered_date
+        order_day_gaps.customer_id,
+        order_day_gaps.ordered_date
     from order_day_gaps
     {%- if is_incremental() %}
-    where ordered_date >= (redo_from at time zone {{ business_timezone() }})::date
+    inner join redo
+        on redo.customer_id = order_day_gaps.customer_id
+    where order_day_gaps.ordered_date >= (redo.redo_from at time zone {{ business_timezone() }})::date
     {%- endif %}
 ),
 
@@ -168,30 +246,29 @@ own_rhythms as (
 
 final as (
     select
-        new_steps.customer_id,
-        new_steps.order_id,
-        new_steps.ordered_at,
-        new_steps.ordered_date,
-        new_steps.net_amount,
-        new_steps.next_ordered_at,
-        new_steps.first_order_at,
-        new_steps.orders_count,
-        new_steps.net_revenue,
-        new_steps.gap_days,
-        new_steps.starts_second_order_day,
+        steps.customer_id,
+        steps.order_id,
+        steps.ordered_at,
+        steps.ordered_date,
+        steps.net_amount,
+        steps.next_ordered_at,
+        steps.first_order_at,
+        steps.orders_count,
+        steps.net_revenue,
+        steps.gap_days,
+        steps.starts_second_order_day,
         -- every order day after the first has a gap, so every step on such a
         -- day finds its day here; the first day has no rhythm yet (null)
         own_rhythms.median_gap_days,
-        -- read from the view, not the orders CTE: a second reference would make
-        -- PostgreSQL materialize that CTE, every order written to a temporary
-        -- file before the join (a third of this model's time at 10M orders);
-        -- this way the join reads raw in place and the max is one probe of
-        -- raw's batch index
-        (select coalesce(max(batch_id), 0) from {{ ref('stg_shop__orders') }}) as loaded_through
-    from new_steps
+        -- read from raw itself: through the staging view the max reads raw's
+        -- whole batch index instead of probing it (highest_loaded_batch), and
+        -- a second reference to the orders CTE of a full build would make
+        -- PostgreSQL materialize it (every order written to a temporary file)
+        {{ highest_loaded_batch(source('shop', 'orders')) }} as loaded_through
+    from steps
     left join own_rhythms
-        on new_steps.customer_id = own_rhythms.customer_id
-        and new_steps.ordered_date = own_rhythms.ordered_date
+        on steps.customer_id = own_rhythms.customer_id
+        and steps.ordered_date = own_rhythms.ordered_date
 )
 
 select * from final
