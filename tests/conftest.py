@@ -13,9 +13,10 @@ import atexit
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,16 @@ def json_receiver() -> Iterator[JsonReceiver]:
     receiver = JsonReceiver()
     yield receiver
     receiver.close()
+
+
+def _unused_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def free_port() -> Callable[[], int]:
+    """A function giving a loopback TCP port nothing listens on right now (for servers
+    that must be told their port, such as aiosmtpd's Controller or Airflow's API server)."""
+    return _unused_loopback_port

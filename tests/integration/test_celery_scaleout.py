@@ -36,12 +36,6 @@ WEEK_START = datetime(2026, 11, 16, tzinfo=UTC)
 WEEK_END = WEEK_START + timedelta(days=7)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _redis_answers() -> bool:
     try:
         with socket.create_connection(("127.0.0.1", 6379), timeout=1) as conn:
@@ -104,13 +98,15 @@ def loaded_warehouse(warehouse_db, tmp_path):
     return warehouse_db
 
 
-def test_weekly_dag_runs_on_a_celery_worker_triggered_through_the_rest_api(loaded_warehouse, tmp_path):
+def test_weekly_dag_runs_on_a_celery_worker_triggered_through_the_rest_api(
+    loaded_warehouse, tmp_path, free_port
+):
     address = loaded_warehouse
     meta_db = f"{address.database}_airflow"
     admin = {**address.libpq_kwargs(), "dbname": "postgres"}
     with psycopg.connect(**admin, autocommit=True) as conn:
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(meta_db)))
-    api_port = _free_port()
+    api_port = free_port()
     broker = "redis://127.0.0.1:6379/7" if _redis_answers() else "sqla+" + _meta_url(address, meta_db)
     env = {
         **os.environ,

@@ -14,9 +14,8 @@ import email.policy
 import logging
 import re
 import smtplib
-import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -94,17 +93,10 @@ class RecordingHandler:
         return [r for r in self.received if recipient in r.rcpt_tos]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
-def mail_server() -> Iterator[tuple[RecordingHandler, SmtpSettings]]:
+def mail_server(free_port: Callable[[], int]) -> Iterator[tuple[RecordingHandler, SmtpSettings]]:
     handler = RecordingHandler()
-    port = _free_port()
+    port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     try:
@@ -214,8 +206,10 @@ def test_smtp_failure_marks_failed_and_the_retry_sends_exactly_once(
     }
 
 
-def test_unreachable_server_marks_failed_and_raises(ledger: sa.Engine, digest_message: EmailMessage) -> None:
-    closed = SmtpSettings(host="127.0.0.1", port=_free_port(), timeout=2)
+def test_unreachable_server_marks_failed_and_raises(
+    ledger: sa.Engine, digest_message: EmailMessage, free_port: Callable[[], int]
+) -> None:
+    closed = SmtpSettings(host="127.0.0.1", port=free_port(), timeout=2)
     with pytest.raises(OSError):
         send_digest(ledger, digest_message, WEEK, ["everyone@example.com"], closed)
     row = _ledger_rows(ledger)["everyone@example.com"]

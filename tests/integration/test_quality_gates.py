@@ -14,7 +14,6 @@ import email.policy
 import json
 import os
 import shutil
-import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -54,21 +53,15 @@ class Inbox:
         return "250 OK"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def alert_channels(
-    monkeypatch: pytest.MonkeyPatch, json_receiver
+    monkeypatch: pytest.MonkeyPatch, json_receiver, free_port
 ) -> Iterator[tuple[Inbox, list[dict[str, Any]]]]:
     """A real SMTP server and a real webhook receiver on loopback, wired in as the alert channels."""
     from aiosmtpd.controller import Controller
 
     inbox = Inbox()
-    port = _free_port()
+    port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     monkeypatch.setenv(

@@ -82,9 +82,9 @@ kept_totals as (
     order by customer_id collate "C", ordered_at desc, order_id collate "C" desc
 ),
 
--- the orders of the tails: the stored tail's orders that did not change (raw
--- still has them as they were stored) and the changed orders completed now
-completed_orders as (
+-- the stored tail's orders that did not change (raw still has them as they
+-- were stored): with the changed orders completed now, the orders of the tails
+stored_tail_orders as (
     select
         stored_steps.customer_id,
         stored_steps.order_id,
@@ -99,33 +99,32 @@ completed_orders as (
             select from changed_orders
             where changed_orders.order_id = stored_steps.order_id
         )
-    union all
-    select
-        customer_id,
-        order_id,
-        ordered_at,
-        ordered_date,
-        net_amount
-    from changed_orders
-    where is_completed
 ),
+
+{%- set new_orders = 'changed_orders' %}
 {%- else %}
 
 orders as (
     select * from {{ ref('stg_shop__orders') }}
 ),
 
+{%- set new_orders = 'orders' %}
+{%- endif %}
+
 completed_orders as (
+    {%- if is_incremental() %}
+    select * from stored_tail_orders
+    union all
+    {%- endif %}
     select
         customer_id,
         order_id,
         ordered_at,
         ordered_date,
         net_amount
-    from orders
+    from {{ new_orders }}
     where is_completed
 ),
-{%- endif %}
 
 -- orders at the same instant are taken in id order, so exactly one of them
 -- carries the totals of both; keys compare bytewise (collate "C"): any fixed
