@@ -293,8 +293,8 @@ create table {m}.rpt_survey_comments (
     response_id text, submitted_at timestamptz, score int, score_group text, comment text,
     channel text, manager_id text
 );
-create table {r}.orders (order_id text, _loaded_at timestamptz not null);
-create table {r}.surveys (response_id text, _loaded_at timestamptz not null);
+create table {r}.orders (order_id text, _batch_id bigint not null, _loaded_at timestamptz not null);
+create table {r}.surveys (response_id text, _batch_id bigint not null, _loaded_at timestamptz not null);
 """
 
 
@@ -341,8 +341,8 @@ def marts(digest_engine: sa.Engine) -> Iterator[tuple[str, str]]:
                 insert into {m}.rpt_survey_comments values
                     ('OLD', '2026-11-15 23:00+00', 0, 'detractor', 'last week', 'email', 'M1'),
                     ('EMPTY', '2026-11-17 10:00+00', 0, 'detractor', '  ', 'email', 'M1');
-                insert into {r}.orders values ('O1', '2026-11-23 01:00+00'), ('O2', '2026-11-22 01:00+00');
-                insert into {r}.surveys values ('R1', '2026-11-23 03:30+00');
+                insert into {r}.orders values ('O1', 2, '2026-11-23 01:00+00'), ('O2', 1, '2026-11-22 01:00+00');
+                insert into {r}.surveys values ('R1', 3, '2026-11-23 03:30+00');
                 """
             )
         )

@@ -581,17 +581,26 @@ def _load_campaign(conn: sa.Connection, marts: str, iso_week: str) -> CampaignRe
 
 
 def _raw_freshness(conn: sa.Connection, raw: str) -> datetime | None:
-    # Every raw table carries _loaded_at; finding them by that column picks up sources
-    # added later without a change here.
+    """The newest load in raw: each table's newest batch's ``_loaded_at``, the latest of them.
+
+    Every raw table carries ``_loaded_at`` and ``_batch_id``; finding them by those columns
+    picks up sources added later without a change here. A batch's rows share one
+    ``_loaded_at`` and batch ids grow with time (see the dbt macro ``newest_load``), so
+    one probe of each table's ``_batch_id`` index answers what ``max(_loaded_at)`` would
+    read the whole table for.
+    """
     rows = conn.execute(
         sa.text(
             "select table_name from information_schema.columns "
-            "where table_schema = :schema and column_name = '_loaded_at' order by table_name"
+            "where table_schema = :schema and column_name in ('_loaded_at', '_batch_id') "
+            "group by table_name having count(*) = 2 order by table_name"
         ),
         {"schema": raw},
     )
     tables = [str(name) for (name,) in rows]
-    union = " union all ".join(f'select max(_loaded_at) from {raw}."{t}"' for t in tables)
+    union = " union all ".join(
+        f'(select _loaded_at from {raw}."{t}" order by _batch_id desc limit 1)' for t in tables
+    )
     if not union:
         return None
     latest: datetime | None = conn.execute(sa.text(f"select max(m) from ({union}) as t(m)")).scalar()
