@@ -258,6 +258,32 @@ def test_a_broken_dbt_model_or_bad_source_rows_stop_the_build_before_publish(
     assert _sql("select count(*) from marts.dim_customers")[0][0] > 0
 
 
+def test_nulls_in_a_marts_required_columns_fail_one_test_naming_each_column_and_count(warehouse_db):
+    _ingest_sample(customers=120)
+    _start, end = week_interval(W46)
+    publish.prepare_build()
+    dbt_vars = {"as_of": end.isoformat(), **publish.DBT_BUILD_VARS}
+    build = ["build", "--quiet", "--select", "+dim_customers", "--indirect-selection", "cautious"]
+    run_dbt(build, vars_=dbt_vars)
+    test = ["test", "--quiet", "--select", "not_null_columns_dim_customers", "--store-failures"]
+    run_dbt(test, vars_=dbt_vars)  # the real build passes it
+
+    _exec(
+        "update marts_build.dim_customers set value_tier = null where customer_id in "
+        "(select customer_id from marts_build.dim_customers order by customer_id limit 3)"
+    )
+    _exec(
+        "update marts_build.dim_customers set tickets_count = null where customer_id = "
+        "(select max(customer_id) from marts_build.dim_customers)"
+    )
+    with pytest.raises(subprocess.CalledProcessError):
+        run_dbt(test, vars_=dbt_vars)
+    # what --store-failures keeps: the columns and their counts, no customer's data
+    assert _sql(
+        "select column_name, null_rows from dbt_test__audit.not_null_columns_dim_customers order by 1"
+    ) == [("tickets_count", 1), ("value_tier", 3)]
+
+
 def test_freshness_is_judged_at_the_weeks_end_so_a_backfill_passes_and_a_stale_source_stops(
     warehouse_db, alert_channels
 ):
