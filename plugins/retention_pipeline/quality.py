@@ -23,11 +23,11 @@ log = logging.getLogger(__name__)
 # A gate validates each suite with GX's BOOLEAN_ONLY result format first: each column
 # expectation then needs only its unexpected count, which GX computes for all of them in
 # one query per table, where SUMMARY adds, per expectation, a query for a sample of the
-# failing values that scans the whole table when there are none (measured in the README's
-# Performance section). Only when an expectation fails, warning or critical, is the suite
-# run again with SUMMARY, for the counts and samples the log, the alert and the Data Docs
-# page report. A passing gate's Data Docs page shows each expectation passed, without
-# observed values.
+# failing values that scans the whole table when there are none (dim_customers' suite:
+# 4 queries on the table against 15; timings in the README's Performance section). Only
+# when an expectation fails, warning or critical, is the suite run again with SUMMARY,
+# for the counts and samples the log, the alert and the Data Docs page report. A passing
+# gate's Data Docs page shows each expectation passed, without observed values.
 PASS_FORMAT: dict[str, Any] = {"result_format": "BOOLEAN_ONLY"}
 DETAIL_FORMAT: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": 10}
 
