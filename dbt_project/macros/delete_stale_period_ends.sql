@@ -17,7 +17,9 @@
         needs them again recomputes them);
       * every row computed with other business vars (`settings_key`, see
         macros/period_settings_key.sql), and every row of a table stored before
-        it had that column (it is added by on_schema_change: append_new_columns).
+        it had that column or any of `required_columns` (on_schema_change:
+        append_new_columns adds them empty to the stored rows, which must be
+        computed again to fill them: the stage flows' orders and revenue).
     Rows of period ends after as_of (kept by a later run during a backfill) stay.
 
     The table holds customers x period ends rows (tens of millions at a million
@@ -54,7 +56,7 @@
     period end after as_of (the body computes only the window), it drops those
     period ends whole, as above; `stage_history_redo` is then empty of them.
 -#}
-{% macro delete_stale_period_ends(period_end_column, period_ends, orders, reported_only=false, order_steps=none, redo_customers=false) -%}
+{% macro delete_stale_period_ends(period_end_column, period_ends, orders, reported_only=false, order_steps=none, redo_customers=false, required_columns=[]) -%}
     {%- if is_incremental() -%}
         {%- if reported_only -%}
             {%- set period = period_end_column.replace('_end_at', '') -%}
@@ -64,6 +66,12 @@
             {%- endset -%}
         {%- endif -%}
         {%- set stored_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list if execute else [] -%}
+        {%- set missing_columns = [] -%}
+        {%- for required in ['settings_key'] + required_columns -%}
+            {%- if execute and required not in stored_columns -%}
+                {%- do missing_columns.append(required) -%}
+            {%- endif -%}
+        {%- endfor -%}
         {%- set column = period_end_column -%}
         {%- set loaded_through = '(select coalesce(max(loaded_through), 0) from ' ~ this ~ ')' -%}
         {%- set log = order_step_redo_log(order_steps) if order_steps is not none else none -%}
@@ -86,7 +94,7 @@
                 -- window or not among its period ends
                 (
                     period_end = {{ as_of() }}
-                    {%- if 'settings_key' in stored_columns %}
+                    {%- if not missing_columns %}
                     or (
                         select probe.settings_key from {{ this }} as probe
                         where probe.{{ column }} = stored_ends.period_end

@@ -4,31 +4,17 @@
     `periods`: CTE of the reported periods with columns `period_key`,
     `period_start_at`, `period_end_at` ([start, end), timestamptz).
     `flows`: int_stage_flows_<grain> (customers by stage at the period start
-    and end and by whether they ordered in the period), `concentration`:
+    and end and by whether they ordered in the period, with the completed
+    orders they placed in it and their net revenue), `concentration`:
     int_revenue_concentration_<grain>; both keyed by the period end, under the
-    same column name as `period_end_at`. `orders`, `surveys`: CTEs shaped like
-    the staging models.
+    same column name as `period_end_at`. `surveys`: a CTE shaped like the
+    staging model.
 
     Returns a query with one row per period key and every measure already
     rounded; the calling model adds the period labels and casts.
 -#}
-{% macro period_kpis(periods, flows, concentration, period_key, period_start_at, period_end_at, orders, surveys) -%}
+{% macro period_kpis(periods, flows, concentration, period_key, period_start_at, period_end_at, surveys) -%}
     with
-
-    completed_orders_in_period as (
-        select
-            periods.{{ period_key }} as period_key,
-            orders.net_amount
-        from {{ periods }} as periods
-        inner join {{ orders }} as orders
-            on orders.ordered_at >= periods.{{ period_start_at }}
-            and orders.ordered_at < periods.{{ period_end_at }}
-        where orders.is_completed
-            -- the whole span first (evaluated once), so the range join above
-            -- meets the orders of the reported periods, not all history
-            and orders.ordered_at >= (select min({{ period_start_at }}) from {{ periods }})
-            and orders.ordered_at < (select max({{ period_end_at }}) from {{ periods }})
-    ),
 
     -- 'new' = no stage at the period start: no completed order before it
     stage_counts as (
@@ -49,6 +35,11 @@
             sum(customers) filter (
                 where from_stage in ('potential churn', 'churned')
             ) as potential_or_churned_at_start,
+            -- completed orders placed in the period and their net revenue: every
+            -- customer who placed one has a stage at the period end, so the flows
+            -- hold them all
+            sum(orders) as orders,
+            sum(revenue) as revenue,
             -- lifetime of the customers who entered churned in the period
             sum(lifetime_days_sum) filter (
                 where to_stage = 'churned' and from_stage not in ('new', 'churned')
@@ -64,15 +55,6 @@
             {{ period_end_at }} as period_end_at,
             top_customers_revenue / nullif(trailing_revenue, 0) as top20_revenue_share
         from {{ concentration }}
-    ),
-
-    order_totals as (
-        select
-            period_key,
-            sum(net_amount) as revenue,
-            count(*) as orders
-        from completed_orders_in_period
-        group by 1
     ),
 
     survey_totals as (
@@ -100,8 +82,8 @@
             coalesce(stage_counts.churned_customers, 0) as churned_customers,
             coalesce(stage_counts.reactivated_customers, 0) as reactivated_customers,
             coalesce(stage_counts.potential_or_churned_at_start, 0) as potential_or_churned_at_start,
-            coalesce(order_totals.revenue, 0) as revenue,
-            coalesce(order_totals.orders, 0) as orders,
+            coalesce(stage_counts.revenue, 0) as revenue,
+            coalesce(stage_counts.orders, 0) as orders,
             coalesce(survey_totals.survey_responses, 0) as survey_responses,
             coalesce(survey_totals.promoters, 0) as promoters,
             coalesce(survey_totals.detractors, 0) as detractors,
@@ -112,8 +94,6 @@
         from {{ periods }} as periods
         left join stage_counts
             on periods.{{ period_end_at }} = stage_counts.period_end_at
-        left join order_totals
-            on periods.{{ period_key }} = order_totals.period_key
         left join survey_totals
             on periods.{{ period_key }} = survey_totals.period_key
         left join revenue_concentration

@@ -5,6 +5,12 @@
     counted by their stage at the period start (the previous period end, or
     'new' without one: no completed order before the period), their stage at
     the period end, and whether they placed a completed order in the period.
+    Each flow also carries the completed orders its customers placed in the
+    period and their net revenue: the history's cumulative orders_count and
+    net_revenue at the period end less those at its start (0 without one).
+    The period KPIs take their order totals from these sums instead of a range
+    join of the period's orders (6.5M orders x 12 months took most of
+    rpt_monthly_kpis' 12 s at 10M orders).
     This is everything the period KPIs and the stage transitions read from the
     per-customer history, reduced to at most 5 x 4 x 2 rows per period, so the
     marts never join the history to itself.
@@ -43,7 +49,9 @@
             history.customer_id,
             history.churn_stage,
             history.first_order_at,
-            history.last_order_at
+            history.last_order_at,
+            history.orders_count,
+            history.net_revenue
         from periods_to_build
         cross join lateral (
             select * from history
@@ -58,7 +66,9 @@
         select
             periods_to_build.period_end_at,
             history.customer_id,
-            history.churn_stage
+            history.churn_stage,
+            history.orders_count,
+            history.net_revenue
         from periods_to_build
         cross join lateral (
             select * from history
@@ -76,7 +86,11 @@
             -- the last completed order before the period end is in the period
             -- exactly when the customer ordered in it
             at_end.last_order_at >= at_end.period_start_at as has_ordered_in_period,
-            {{ days_between('at_end.first_order_at', 'at_end.last_order_at') }} as lifetime_days
+            {{ days_between('at_end.first_order_at', 'at_end.last_order_at') }} as lifetime_days,
+            -- completed orders before the end less those before the start: the ones
+            -- placed in [start, end)
+            at_end.orders_count - coalesce(at_start.orders_count, 0) as orders_in_period,
+            at_end.net_revenue - coalesce(at_start.net_revenue, 0) as revenue_in_period
         from at_end
         left join at_start
             on at_start.period_end_at = at_end.period_end_at
@@ -91,7 +105,9 @@
             to_stage,
             has_ordered_in_period,
             count(*) as customers,
-            sum(lifetime_days) as lifetime_days_sum
+            sum(lifetime_days) as lifetime_days_sum,
+            sum(orders_in_period) as orders,
+            sum(revenue_in_period) as revenue
         from customer_flows
         group by 1, 2, 3, 4, 5
     ),
@@ -105,6 +121,8 @@
             has_ordered_in_period,
             customers::bigint as customers,
             lifetime_days_sum::bigint as lifetime_days_sum,
+            orders::bigint as orders,
+            revenue::numeric(18, 2) as revenue,
             {{ period_bookkeeping_columns(history) }}
         from counted
     )

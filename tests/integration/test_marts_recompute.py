@@ -260,6 +260,25 @@ def _expected_monthly_cohorts(as_of: datetime) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _expected_period_orders(as_of: datetime, periods: pd.DataFrame, start: str, end: str) -> pd.DataFrame:
+    """Completed orders and their revenue per reported period [start, end) (UTC dates, the
+    tests' business time zone), straight from raw: what the KPI marts now read off the
+    stage flows' differences of cumulative totals must still add up to this."""
+    done = _completed_orders(as_of)
+    rows = []
+    for period in periods.itertuples():
+        start_day, end_day = getattr(period, start), getattr(period, end)
+        in_period = done[(done["ordered_date"] >= start_day) & (done["ordered_date"] < end_day)]
+        rows.append(
+            {
+                start: start_day,
+                "orders": len(in_period),
+                "revenue": float(sum(in_period["amount"], Decimal(0))),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 # --- comparisons ---------------------------------------------------------------------
 
 
@@ -339,6 +358,22 @@ def test_marts_match_an_independent_recomputation(warehouse_db: object, tmp_path
 
     # every stage occurs in a realistic base, so the thresholds are really exercised
     assert set(expected["churn_stage"]) == {"active", "churn risk", "potential churn", "churned"}
+
+    # every reported week's and month's completed orders and revenue, the current partial
+    # month included, equal a plain sum over raw's orders
+    for mart, start, end, reported in (
+        ("rpt_weekly_kpis", "week_start", "week_end", "kpi_history_weeks"),
+        ("rpt_monthly_kpis", "month_start", "month_end", "kpi_history_months"),
+    ):
+        kpis = _read(f"select {start}, {end}, orders, revenue from marts.{mart}")
+        assert len(kpis) == int(_dbt_vars()[reported]), f"{mart}: one row per reported period"
+        assert kpis["orders"].sum() > 0, f"{mart}: no orders to compare"
+        _assert_same_rows(
+            kpis,
+            _expected_period_orders(AS_OF, kpis, start, end),
+            key=[start],
+            floats=["revenue"],
+        )
 
     cohorts = _expected_monthly_cohorts(AS_OF)
     assert len(cohorts) >= 12 * 13 // 2, "12 monthly cohorts, each with its months since the first"
@@ -637,16 +672,22 @@ def test_an_incremental_week_recomputes_only_what_new_data_touches_and_equals_a_
     for model, table in after_change.items():
         pd.testing.assert_frame_equal(_stage_history(model), table, obj=f"{model} after a var change")
 
-    # A table stored before it had settings_key (an upgraded deployment) gets the column
-    # and is recomputed whole on its next incremental run, not mixed with old rows.
-    with warehouse.connect() as conn:
-        conn.execute("alter table intermediate.int_stage_flows_weekly drop column settings_key")
-        conn.execute("update intermediate.int_stage_flows_weekly set customers = customers + 1000")
-        conn.commit()
-    run_dbt(["build", *selection], vars_=changed)
-    pd.testing.assert_frame_equal(
-        _stage_history("int_stage_flows_weekly"), after_change["int_stage_flows_weekly"], obj="upgraded flows"
-    )
+    # A table stored before it had settings_key, or the flows' orders and revenue (an
+    # upgraded deployment), gets the columns and is recomputed whole on its next
+    # incremental run, not mixed with old rows nor left with empty columns.
+    for dropped in (["settings_key"], ["orders", "revenue"]):
+        with warehouse.connect() as conn:
+            for column in dropped:
+                conn.execute(f"alter table intermediate.int_stage_flows_weekly drop column {column}")
+            conn.execute("update intermediate.int_stage_flows_weekly set customers = customers + 1000")
+            conn.commit()
+        run_dbt(["build", *selection], vars_=changed)
+        # (the re-added columns come last: compare in the stored order)
+        columns = list(after_change["int_stage_flows_weekly"].columns)
+        upgraded = _stage_history("int_stage_flows_weekly")[columns].sort_values(columns).reset_index(drop=True)
+        pd.testing.assert_frame_equal(
+            upgraded, after_change["int_stage_flows_weekly"], obj=f"flows upgraded from a table without {dropped}"
+        )
 
 
 def _change_order_behind_the_loader(order_id: str, **values: object) -> int:

@@ -6,7 +6,7 @@
         pre_hook=[
             "{{ read_one_snapshot() }}",
             "{{ set_local_work_mem() }}",
-            "{{ delete_stale_period_ends('week_end_at', ref('int_weeks_enumerated'), ref('stg_shop__orders'), reported_only=true, order_steps=ref('int_customer_order_steps')) }}",
+            "{{ delete_stale_period_ends('week_end_at', ref('int_weeks_enumerated'), ref('stg_shop__orders'), reported_only=true, order_steps=ref('int_customer_order_steps'), required_columns=['orders', 'revenue']) }}",
         ],
         indexes=[
             {'columns': ['week_end_at', 'from_stage', 'to_stage', 'has_ordered_in_period'], 'unique': true},

@@ -1,7 +1,7 @@
 -- Monthly retention KPIs (calendar months of the business time zone): the kpi_history_months - 1
 -- months fully before as_of and the current month up to as_of, flagged
 -- is_complete = false. Same measures as rpt_weekly_kpis (macros/period_kpis.sql),
--- with the stage counts from int_stage_flows_monthly and the 80/20 check from
+-- with the stage counts, completed orders and revenue from int_stage_flows_monthly and the 80/20 check from
 -- int_revenue_concentration_monthly.
 with
 
@@ -17,10 +17,6 @@ revenue_concentration as (
     select * from {{ ref('int_revenue_concentration_monthly') }}
 ),
 
-orders as (
-    select * from {{ ref('stg_shop__orders') }}
-),
-
 surveys as (
     select * from {{ ref('stg_survey_tool__surveys') }}
 ),
@@ -34,7 +30,7 @@ reported_months as (
 kpis as (
     {{ period_kpis(
         'reported_months', 'stage_flows', 'revenue_concentration', 'month_index', 'month_start_at', 'month_end_at',
-        'orders', 'surveys'
+        'surveys'
     ) }}
 ),
 

@@ -1,7 +1,7 @@
 -- Weekly retention KPIs for the last kpi_history_weeks weeks [week_start,
--- week_end), the latest ending at as_of. Stage counts come from the weekly
--- stage flows (int_stage_flows_weekly: customers by stage at week start and
--- end), the 80/20 check from int_revenue_concentration_weekly. The
+-- week_end), the latest ending at as_of. Stage counts, completed orders and
+-- revenue come from the weekly stage flows (int_stage_flows_weekly: customers
+-- by stage at week start and end), the 80/20 check from int_revenue_concentration_weekly. The
 -- measures are defined once, in macros/period_kpis.sql (rpt_monthly_kpis uses
 -- the same macro).
 with
@@ -18,10 +18,6 @@ revenue_concentration as (
     select * from {{ ref('int_revenue_concentration_weekly') }}
 ),
 
-orders as (
-    select * from {{ ref('stg_shop__orders') }}
-),
-
 surveys as (
     select * from {{ ref('stg_survey_tool__surveys') }}
 ),
@@ -35,7 +31,7 @@ reported_weeks as (
 kpis as (
     {{ period_kpis(
         'reported_weeks', 'stage_flows', 'revenue_concentration', 'week_index', 'week_start_at', 'week_end_at',
-        'orders', 'surveys'
+        'surveys'
     ) }}
 ),
 
