@@ -684,9 +684,13 @@ def test_an_incremental_week_recomputes_only_what_new_data_touches_and_equals_a_
         run_dbt(["build", *selection], vars_=changed)
         # (the re-added columns come last: compare in the stored order)
         columns = list(after_change["int_stage_flows_weekly"].columns)
-        upgraded = _stage_history("int_stage_flows_weekly")[columns].sort_values(columns).reset_index(drop=True)
+        upgraded = (
+            _stage_history("int_stage_flows_weekly")[columns].sort_values(columns).reset_index(drop=True)
+        )
         pd.testing.assert_frame_equal(
-            upgraded, after_change["int_stage_flows_weekly"], obj=f"flows upgraded from a table without {dropped}"
+            upgraded,
+            after_change["int_stage_flows_weekly"],
+            obj=f"flows upgraded from a table without {dropped}",
         )
 
 
