@@ -66,12 +66,7 @@
             {%- endset -%}
         {%- endif -%}
         {%- set stored_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list if execute else [] -%}
-        {%- set missing_columns = [] -%}
-        {%- for required in ['settings_key'] + required_columns -%}
-            {%- if execute and required not in stored_columns -%}
-                {%- do missing_columns.append(required) -%}
-            {%- endif -%}
-        {%- endfor -%}
+        {%- set missing_columns = (['settings_key'] + required_columns) | reject('in', stored_columns) | list -%}
         {%- set column = period_end_column -%}
         {%- set loaded_through = '(select coalesce(max(loaded_through), 0) from ' ~ this ~ ')' -%}
         {%- set log = order_step_redo_log(order_steps) if order_steps is not none else none -%}

@@ -260,11 +260,10 @@ def _expected_monthly_cohorts(as_of: datetime) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _expected_period_orders(as_of: datetime, periods: pd.DataFrame, start: str, end: str) -> pd.DataFrame:
-    """Completed orders and their revenue per reported period [start, end) (UTC dates, the
-    tests' business time zone), straight from raw: what the KPI marts now read off the
-    stage flows' differences of cumulative totals must still add up to this."""
-    done = _completed_orders(as_of)
+def _expected_period_orders(done: pd.DataFrame, periods: pd.DataFrame, start: str, end: str) -> pd.DataFrame:
+    """Completed orders (``done``, from :func:`_completed_orders`) and their revenue per
+    reported period [start, end) (UTC dates, the tests' business time zone): what the KPI
+    marts read off the stage flows' differences of cumulative totals must add up to this."""
     rows = []
     for period in periods.itertuples():
         start_day, end_day = getattr(period, start), getattr(period, end)
@@ -361,6 +360,7 @@ def test_marts_match_an_independent_recomputation(warehouse_db: object, tmp_path
 
     # every reported week's and month's completed orders and revenue, the current partial
     # month included, equal a plain sum over raw's orders
+    done = _completed_orders(AS_OF)
     for mart, start, end, reported in (
         ("rpt_weekly_kpis", "week_start", "week_end", "kpi_history_weeks"),
         ("rpt_monthly_kpis", "month_start", "month_end", "kpi_history_months"),
@@ -370,7 +370,7 @@ def test_marts_match_an_independent_recomputation(warehouse_db: object, tmp_path
         assert kpis["orders"].sum() > 0, f"{mart}: no orders to compare"
         _assert_same_rows(
             kpis,
-            _expected_period_orders(AS_OF, kpis, start, end),
+            _expected_period_orders(done, kpis, start, end),
             key=[start],
             floats=["revenue"],
         )

@@ -1,8 +1,8 @@
 -- Monthly retention KPIs (calendar months of the business time zone): the kpi_history_months - 1
 -- months fully before as_of and the current month up to as_of, flagged
 -- is_complete = false. Same measures as rpt_weekly_kpis (macros/period_kpis.sql),
--- with the stage counts, completed orders and revenue from int_stage_flows_monthly and the 80/20 check from
--- int_revenue_concentration_monthly.
+-- with the stage counts, completed orders and revenue from int_stage_flows_monthly
+-- and the 80/20 check from int_revenue_concentration_monthly.
 with
 
 months as (

@@ -1,8 +1,8 @@
 -- Weekly retention KPIs for the last kpi_history_weeks weeks [week_start,
 -- week_end), the latest ending at as_of. Stage counts, completed orders and
 -- revenue come from the weekly stage flows (int_stage_flows_weekly: customers
--- by stage at week start and end), the 80/20 check from int_revenue_concentration_weekly. The
--- measures are defined once, in macros/period_kpis.sql (rpt_monthly_kpis uses
+-- by stage at week start and end), the 80/20 check from
+-- int_revenue_concentration_weekly. The measures are defined once, in macros/period_kpis.sql (rpt_monthly_kpis uses
 -- the same macro).
 with
 
