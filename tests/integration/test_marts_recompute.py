@@ -820,6 +820,61 @@ def test_orders_loaded_while_the_weekly_build_runs_are_picked_up_by_the_next_bui
         pd.testing.assert_frame_equal(_stage_history(model), incremental[model], obj=model)
 
 
+def test_the_monthly_history_copies_the_week_end_at_as_of_only_from_a_current_weekly_history(
+    warehouse_db: object, tmp_path: Path
+) -> None:
+    """The month end at as_of (the partial month) is the week end at as_of, and the monthly
+    history copies it from the weekly one built earlier in the run. A weekly history that
+    has not seen every loaded order (the monthly model selected alone after a load) must
+    not be copied: the monthly then computes the end itself. Either way the monthly
+    history equals one computed from scratch."""
+    landing = tmp_path / "landing"
+    sample_data.generate(
+        landing, end=AS_OF.date(), customers=300, seed=17, daily_from=EARLIER_AS_OF.date(), bad_rows=False
+    )
+    _load(landing, EARLIER_AS_OF)
+    as_of = {"as_of": AS_OF.isoformat()}
+    weekly, monthly = (f"int_customer_stage_history_{grain}" for grain in ("weekly", "monthly"))
+    run_dbt(["run", "--select", f"+{weekly}", f"+{monthly}"], vars_=as_of)
+
+    def at_as_of(model: str) -> pd.DataFrame:
+        period = "week" if model == weekly else "month"
+        table = _read(
+            f"""select * from intermediate.{model}
+                where {period}_end_at = timestamptz '{AS_OF.isoformat()}'"""
+        ).rename(columns={f"{period}_end_at": "period_end_at"})
+        return table.sort_values("customer_id").reset_index(drop=True)
+
+    # a full build computes every end; the next run copies the end at as_of
+    computed = _stage_history(monthly)
+    assert len(at_as_of(monthly)) > 100
+    run_dbt(["run", "--select", monthly], vars_=as_of)
+    pd.testing.assert_frame_equal(_stage_history(monthly), computed)
+    pd.testing.assert_frame_equal(at_as_of(monthly), at_as_of(weekly))
+
+    # a customer whose only completed order is refunded leaves the history at as_of: a
+    # monthly run after the steps but before the weekly history must not copy the latter
+    lone = _read(
+        """select customer_id, min(order_id) as order_id from raw.orders
+           where status = 'completed' group by 1 having count(*) = 1 order by 1 limit 1"""
+    ).iloc[0]
+    _refund_behind_the_loader(lone["order_id"])
+    run_dbt(["run", "--select", "int_customer_order_steps", monthly], vars_=as_of)
+    assert lone["customer_id"] in set(at_as_of(weekly)["customer_id"]), "the weekly history was rebuilt"
+    assert lone["customer_id"] not in set(at_as_of(monthly)["customer_id"]), "stale weekly rows copied"
+
+    # a new order, then a normal run (steps, weekly, monthly): the end at as_of is copied,
+    # and the history equals a rebuild from scratch
+    buyer = at_as_of(weekly).iloc[0]
+    _order_behind_the_loader([("o-copy-1", buyer["customer_id"], (AS_OF - timedelta(days=2)).isoformat())])
+    run_dbt(["run", "--select", "int_customer_order_steps", weekly, monthly], vars_=as_of)
+    bought = at_as_of(monthly).set_index("customer_id").loc[buyer["customer_id"]]
+    assert bought["orders_count"] == buyer["orders_count"] + 1
+    incremental = _stage_history(monthly)
+    run_dbt(["run", "--full-refresh", "--select", monthly], vars_=as_of)
+    pd.testing.assert_frame_equal(_stage_history(monthly), incremental)
+
+
 def _order_behind_the_loader(rows: list[tuple[str, str, str]]) -> None:
     """New completed orders (order id, customer id, ordered_at) as one new load batch."""
     with warehouse.connect() as conn:

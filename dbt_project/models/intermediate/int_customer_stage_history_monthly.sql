@@ -8,6 +8,7 @@
             "{{ read_one_snapshot() }}",
             "{{ set_local_work_mem() }}",
             "{{ delete_stale_period_ends('month_end_at', ref('int_months_enumerated'), ref('stg_shop__orders'), order_steps=ref('int_customer_order_steps'), redo_customers=true) }}",
+            "{{ copy_same_instants('month', ref('int_months_enumerated'), ref('int_customer_stage_history_weekly'), ref('int_customer_order_steps'), source('shop', 'orders')) }}",
         ],
         post_hook="analyze {{ this }}",
         indexes=[
@@ -29,4 +30,8 @@
 -- Unlogged: tens of millions of derived rows are written without WAL. A crash
 -- empties the table and the next run recomputes every period end of its window
 -- (slower, same answer); a hot standby does not have it (BI reads marts only).
+-- The month ends that are also week ends (always the partial month ending at as_of)
+-- are copied from the weekly history, built earlier in the run, when it has seen
+-- every loaded order (macros/copy_same_instants.sql): not computed twice.
+-- depends_on: {{ ref('int_customer_stage_history_weekly') }}
 {{ stage_history('month', ref('int_months_enumerated')) }}
