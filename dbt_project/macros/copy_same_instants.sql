@@ -25,6 +25,9 @@
     inserted here is written once. At 10M orders the month end at as_of took
     17-21 s computed, 11-14 s copied through the body, and less written here.
 
+    Every relation is read through `(select * from ...)`: under `dbt run --empty`
+    dbt renders a ref as an already aliased subquery.
+
     Incremental runs only, and only into a table that has every column it
     writes (an older table gets them from on_schema_change after the hooks;
     its ends are computed). A full build computes every end.
@@ -44,7 +47,7 @@
 
         periods_to_copy as (
             select periods.{{ period }}_end_at as period_end_at
-            from {{ period_ends }} as periods
+            from (select * from {{ period_ends }}) as periods
             where periods.{{ period }}_end_at <= {{ as_of() }}
                 and not exists (
                     select from {{ this }} as stored
@@ -53,7 +56,7 @@
                 and (select max(loaded_through) from {{ same_instants }})
                     >= {{ highest_loaded_batch(orders) }}
                 and exists (
-                    select from {{ same_instants }} as other_grain
+                    select from (select * from {{ same_instants }}) as other_grain
                     where other_grain.{{ other }}_end_at = periods.{{ period }}_end_at
                         and other_grain.settings_key = {{ period_settings_key() }}
                 )
@@ -78,7 +81,7 @@
         -- on a CTE was planned as a scan of every stored end)
         cross join lateral (
             select other_grain.*
-            from {{ same_instants }} as other_grain
+            from (select * from {{ same_instants }}) as other_grain
             where other_grain.{{ other }}_end_at = periods_to_copy.period_end_at
         ) as copied
         -- appended in the order of this table's unique index, as the body's rows
