@@ -33,11 +33,13 @@
     its ends are computed). A full build computes every end.
 -#}
 {% macro copy_same_instants(period, period_ends, same_instants, order_steps, orders) -%}
-    {%- set columns = [
-        'customer_id', period ~ '_end_at', 'first_order_at', 'last_order_at', 'orders_count',
-        'net_revenue', 'trailing_12m_revenue', 'recency_days', 'expected_gap_days', 'gap_ratio',
-        'churn_stage', 'population_gap_days', 'loaded_through', 'settings_key',
+    {#- what customer_stages computes, copied as it is; the keys and the bookkeeping
+        columns are written separately -#}
+    {%- set stage_columns = [
+        'first_order_at', 'last_order_at', 'orders_count', 'net_revenue', 'trailing_12m_revenue',
+        'recency_days', 'expected_gap_days', 'gap_ratio', 'churn_stage', 'population_gap_days',
     ] -%}
+    {%- set columns = ['customer_id', period ~ '_end_at'] + stage_columns + ['loaded_through', 'settings_key'] -%}
     {%- set stored_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list
         if execute and is_incremental() else [] -%}
     {%- if is_incremental() and columns | reject('in', stored_columns) | list | length == 0 -%}
@@ -65,16 +67,9 @@
         select
             copied.customer_id,
             periods_to_copy.period_end_at,
-            copied.first_order_at,
-            copied.last_order_at,
-            copied.orders_count,
-            copied.net_revenue,
-            copied.trailing_12m_revenue,
-            copied.recency_days,
-            copied.expected_gap_days,
-            copied.gap_ratio,
-            copied.churn_stage,
-            copied.population_gap_days,
+            {%- for column in stage_columns %}
+            copied.{{ column }},
+            {%- endfor %}
             {{ period_bookkeeping_columns(order_steps) }}
         from periods_to_copy
         -- lateral: one end read through the other table's unique index (a join
