@@ -57,11 +57,18 @@
                 )
                 and (select max(loaded_through) from {{ same_instants }})
                     >= {{ highest_loaded_batch(orders) }}
-                and exists (
-                    select from (select * from {{ same_instants }}) as other_grain
+                -- a probe row of the end (each end is stored with one settings_key),
+                -- read off the other table's unique index (end, customer): as an
+                -- `exists` with the key in its filter, it was planned as a scan
+                -- that stops at the first match, through every other end first
+                -- when that table is laid out end by end
+                and (
+                    select other_grain.settings_key
+                    from (select * from {{ same_instants }}) as other_grain
                     where other_grain.{{ other }}_end_at = periods.{{ period }}_end_at
-                        and other_grain.settings_key = {{ period_settings_key() }}
-                )
+                    order by other_grain.customer_id
+                    limit 1
+                ) = {{ period_settings_key() }}
         )
 
         select

@@ -93,6 +93,7 @@
                     or (
                         select probe.settings_key from {{ this }} as probe
                         where probe.{{ column }} = stored_ends.period_end
+                        {{ index_order('probe') }}
                         limit 1
                     ) is distinct from {{ period_settings_key() }}
                     {%- else %}
@@ -200,6 +201,7 @@
                 and now.median_first_gap_days is distinct from (
                     select probe.population_gap_days from {{ this }} as probe
                     where probe.{{ column }} = partial.period_end
+                    {{ index_order('probe') }}
                     limit 1
                 )
         ) as moved
@@ -224,5 +226,24 @@
         {%- endif %}
     {%- else -%}
         select 1
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#-
+    `order by` the columns of the model's unique index, which leads with the period
+    end, for a `limit 1` probe of one period end: the planner then reads the probe
+    row off the index. Without it, it chose a sequential scan that stops at the
+    first matching row, cheap while every page held rows of every period end, but
+    a history written period end by period end (macros/stage_history.sql) keeps an
+    old end's rows behind all the others': at 10M orders the thirteen probes of the
+    weekly history read 8M rows each, 10.3 s of a 27 s incremental run.
+-#}
+{% macro index_order(alias) -%}
+    {%- set unique_indexes = (config.get('indexes') or []) | selectattr('unique') | list -%}
+    {%- if unique_indexes -%}
+        order by {% for column in unique_indexes[0]['columns'] -%}
+            {{ alias }}.{{ column }}{{ ', ' if not loop.last }}
+        {%- endfor %}
     {%- endif -%}
 {%- endmacro %}

@@ -86,13 +86,16 @@
     )
 
     select * from final
-    {%- if is_incremental() %}
-    -- appended in the order of the table's unique index (period end, customer):
-    -- each new row lands on the index page the previous one filled, instead of
-    -- on a random page of an index much larger than the server's buffers. (A
-    -- first build creates the index after the rows, by sorting: no order here.)
+    -- written in the order of the table's unique index (period end, customer),
+    -- first build included, so that each period end's rows sit together on disk:
+    -- the readers take one or a few period ends (the flows, RFM, dim_customers,
+    -- the monthly history's copy). Unordered, a first build wrote customer after
+    -- customer, and the rows of one week end were spread ~4 to a page over the
+    -- whole table (at 10M orders: 1.6M rows over ~400k of its 446k pages). On an
+    -- incremental run each new row also lands on the index page the previous
+    -- one filled, instead of on a random page of an index larger than the
+    -- server's buffers.
     order by {{ period }}_end_at, customer_id
-    {%- endif %}
 {%- endmacro %}
 
 
