@@ -36,13 +36,15 @@ surveys as (
     select * from {{ ref('int_surveys_aggregated_to_customers') }}
 ),
 
-customers_as_of as (
+-- not materialized, as current_stages
+customers_as_of as not materialized (
     select *
     from customers
     where created_at < {{ as_of() }}
 ),
 
-current_stages as (
+-- not materialized: also read for the base's trailing revenue below
+current_stages as not materialized (
     select *
     from staged_weekly
     where week_index = 0
@@ -50,6 +52,16 @@ current_stages as (
         -- the history's index: through the view alone it scanned every stored week
         -- end (20M rows at 10M orders) to keep one
         and week_end_at = {{ as_of() }}
+),
+
+-- the denominator of revenue_share: the trailing revenue of every customer of
+-- this table, one scalar instead of a sum() over () window, which held all 1.8M
+-- rows in a spilled tuplestore and ran after the parallel part of the query
+-- (at 10M orders: the model in 13.1 s against 16.9 s)
+base_trailing_revenue as (
+    select sum(current_stages.trailing_12m_revenue) as trailing_12m_revenue
+    from current_stages
+    where current_stages.customer_id in (select customers_as_of.customer_id from customers_as_of)
 ),
 
 joined as (
@@ -117,8 +129,9 @@ with_values as (
         {{ var('clv_horizon_days') }} / expected_gap_days
             * (net_revenue / nullif(orders_count, 0))
             * survival_factor::numeric as clv_12m_forecast,
-        trailing_12m_revenue
-            / nullif(sum(trailing_12m_revenue) over (), 0) as revenue_share
+        trailing_12m_revenue / nullif(
+            (select base_trailing_revenue.trailing_12m_revenue from base_trailing_revenue), 0
+        ) as revenue_share
     from with_interventions
 ),
 

@@ -62,3 +62,9 @@ final as (
 )
 
 select * from final
+-- in the order of the unique index (the week is one value): each row lands on the
+-- index page the previous one filled, here and in the publish's merge into the
+-- published history. dim_customers comes out of a parallel query in no useful
+-- order, and 1.65M rows in random order took 13.9 s to insert against 6.7 s
+-- sorted, the sort included (10M orders).
+order by customer_id
