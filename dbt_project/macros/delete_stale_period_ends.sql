@@ -236,8 +236,8 @@
     row off the index. Without it, it chose a sequential scan that stops at the
     first matching row, cheap while every page held rows of every period end, but
     a history written period end by period end (macros/stage_history.sql) keeps an
-    old end's rows behind all the others': at 10M orders the thirteen probes of the
-    weekly history read 8M rows each, 10.3 s of a 27 s incremental run.
+    old end's rows behind all the others': at 10M orders the twelve probes of the
+    weekly history read 8M rows each on average, 10.3 s of a 27 s incremental run.
 -#}
 {% macro index_order(alias) -%}
     {%- set unique_indexes = (config.get('indexes') or []) | selectattr('unique') | list -%}
