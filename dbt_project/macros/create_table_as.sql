@@ -32,7 +32,7 @@
         create {% if config.get('unlogged', default=false) %}unlogged {% endif %}table {{ relation }} as
         select
             {%- for column in model['columns'].values() %}
-            {%- set name = adapter.quote(column['name']) if column.get('quote') else column['name'] %}
+            {%- set name = contract_column_name(column) %}
             model_subq.{{ name }}::{{ column['data_type'] }} as {{ name }}{{ "," if not loop.last }}
             {%- endfor %}
         from (
@@ -51,7 +51,7 @@
 {% macro contract_constraints_as_alterations() -%}
     {%- set alterations = [] -%}
     {%- for column in model['columns'].values() -%}
-        {%- set name = adapter.quote(column['name']) if column.get('quote') else column['name'] -%}
+        {%- set name = contract_column_name(column) -%}
         {%- for constraint in column.get('constraints') or [] -%}
             {%- if constraint['type'] == 'not_null' and not constraint.get('expression') -%}
                 {%- do alterations.append('alter column ' ~ name ~ ' set not null') -%}
@@ -71,4 +71,10 @@
         {%- do alterations.append('add ' ~ adapter.render_raw_model_constraints(raw_constraints=[constraint]) | first) -%}
     {%- endfor -%}
     {{ return(alterations) }}
+{%- endmacro %}
+
+
+{#- A contract column's name as SQL: quoted when the contract says `quote: true`. -#}
+{% macro contract_column_name(column) -%}
+    {{ return(adapter.quote(column['name']) if column.get('quote') else column['name']) }}
 {%- endmacro %}

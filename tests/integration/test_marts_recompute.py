@@ -308,6 +308,10 @@ def _assert_same_rows(
         )
 
 
+# the contracts' type names that pg_catalog's format_type spells differently
+TYPE_ALIASES = {"timestamptz": "timestamp with time zone"}
+
+
 def _assert_contracts_hold_in_the_warehouse() -> None:
     """Every contracted table carries what its contract declares: the columns' types,
     NOT NULL where declared, and one check constraint per declared check. (dbt's own
@@ -337,8 +341,7 @@ def _assert_contracts_hold_in_the_warehouse() -> None:
         for column in node["columns"].values():
             declared_type = column["data_type"].replace(", ", ",")
             actual_type = columns.loc[column["name"], "data_type"].replace(", ", ",")
-            aliases = {"timestamptz": "timestamp with time zone"}
-            assert aliases.get(declared_type, declared_type) == actual_type, (table, column["name"])
+            assert TYPE_ALIASES.get(declared_type, declared_type) == actual_type, (table, column["name"])
             column_checks = [c for c in column["constraints"] if c["type"] == "check"]
             declared_checks += column_checks
             declared_not_null = any(c["type"] in ("not_null", "primary_key") for c in column["constraints"])
