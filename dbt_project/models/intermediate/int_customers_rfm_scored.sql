@@ -9,8 +9,12 @@ staged_weekly as (
     select * from {{ ref('int_customers_staged_weekly') }}
 ),
 
-segment_map as (
-    select * from {{ ref('rfm_segment_map') }}
+-- the 25 cells as one jsonb object, read once: joined instead, the planner
+-- hashed all 1.6M scored rows to probe them (the model at 10M orders,
+-- 2026-12-06: 13.7-14.4 s joined, 10.4 s with the lookup; same rows)
+segment_lookup as (
+    select jsonb_object_agg(r_score || ',' || fm_score, segment) as segments
+    from {{ ref('rfm_segment_map') }}
 ),
 
 current_customers as (
@@ -60,11 +64,9 @@ segmented as (
         scaled.f_score,
         scaled.m_score,
         scaled.r_score::text || scaled.f_score::text || scaled.m_score::text as rfm_cell,
-        segment_map.segment as rfm_segment
+        (select segments from segment_lookup)
+            ->> (scaled.r_score_5 || ',' || scaled.fm_score_5) as rfm_segment
     from scaled
-    left join segment_map
-        on scaled.r_score_5 = segment_map.r_score
-        and scaled.fm_score_5 = segment_map.fm_score
 ),
 
 final as (
