@@ -25,9 +25,11 @@ log = logging.getLogger(__name__)
 # one query per table, where SUMMARY adds, per expectation, a query for a sample of the
 # failing values that scans the whole table when there are none (dim_customers' suite:
 # 4 queries on the table against 15; timings in the README's Performance section). Only
-# when an expectation fails, warning or critical, is the suite run again with SUMMARY,
-# for the counts and samples the log, the alert and the Data Docs page report. A passing
-# gate's Data Docs page shows each expectation passed, without observed values.
+# the expectations that failed, warning or critical, are then validated again, with
+# SUMMARY, for the counts and samples the log, the alert and the Data Docs page report;
+# their detailed results take the place of their boolean ones in the first result, so
+# one page shows the whole suite. A passing expectation's row on that page shows it
+# passed, without observed values.
 PASS_FORMAT: dict[str, Any] = {"result_format": "BOOLEAN_ONLY"}
 DETAIL_FORMAT: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": 10}
 
@@ -145,7 +147,7 @@ def run_gate(
         gx.ValidationDefinition(name=f"{suite_name} on {schema}.{table}", data=batch_definition, suite=suite)
     )
 
-    def validate(result_format: dict[str, Any], checkpoint_name: str) -> Any:
+    def validate(validation: Any, result_format: dict[str, Any], checkpoint_name: str) -> Any:
         checkpoint = context.checkpoints.add(
             gx.Checkpoint(
                 name=checkpoint_name, validation_definitions=[validation], result_format=result_format
@@ -153,12 +155,36 @@ def run_gate(
         )
         return checkpoint.run(run_id=RunIdentifier(run_name=run_name))
 
-    outcome = validate(PASS_FORMAT, f"gate {suite_name}")
-    if _any_failed(outcome):
-        # only now pay for the failing rows' counts and samples
-        outcome = validate(DETAIL_FORMAT, f"gate {suite_name}, details")
-    # the Data Docs page of the run the result is read from (GX's own action, run here
-    # so that a failing gate gets one page, the detailed one)
+    outcome = validate(validation, PASS_FORMAT, f"gate {suite_name}")
+    failed_ids = {
+        r.expectation_config.id for v in outcome.run_results.values() for r in v.results if not r.success
+    }
+    if failed_ids:
+        # only now pay for the failing rows' counts and samples, and only for those that
+        # failed (the suite's expectations keep the order of its file)
+        positions = [i for i, e in enumerate(suite.expectations) if e.id in failed_ids]
+        details_suite = context.suites.add(
+            gx.ExpectationSuite(
+                name=f"{suite_name} details", expectations=[spec["expectations"][i] for i in positions]
+            )
+        )
+        original_id = {
+            duplicate.id: suite.expectations[i].id
+            for duplicate, i in zip(details_suite.expectations, positions, strict=True)
+        }
+        details_validation = context.validation_definitions.add(
+            gx.ValidationDefinition(
+                name=f"{suite_name} details on {schema}.{table}", data=batch_definition, suite=details_suite
+            )
+        )
+        details = validate(details_validation, DETAIL_FORMAT, f"gate {suite_name}, details")
+        _splice_details(outcome, details, original_id)
+        # the Data Docs builder reads a validation's result back from GX's store, where
+        # the checkpoint left the boolean one
+        for identifier, validation_result in outcome.run_results.items():
+            context.validation_results_store.set(identifier, validation_result)
+    # the Data Docs page of the result, details spliced in (GX's own action, run here so
+    # that a failing gate gets one page, the whole suite's, not one per validation run)
     UpdateDataDocsAction(name="data docs", site_names=["retention"]).run(outcome)
     result = _to_gate_result(outcome, suite_name, f"{schema}.{table}")
     index = docs_dir / "index.html"
@@ -202,8 +228,22 @@ def _validation_page(context: Any, outcome: Any) -> str | None:
     return None
 
 
-def _any_failed(outcome: Any) -> bool:
-    return any(not r.success for v in outcome.run_results.values() for r in v.results)
+def _splice_details(outcome: Any, details: Any, original_id: dict[str | None, str | None]) -> None:
+    """Put each detailed result in the place of its expectation's boolean one in ``outcome``.
+
+    ``original_id`` maps an expectation of the details suite to the one of the gate's
+    suite it was copied from; a result the details run did not give is left as it was.
+    """
+    detailed: dict[str | None, Any] = {}
+    for validation_result in details.run_results.values():
+        for r in validation_result.results:
+            expectation_id = original_id[r.expectation_config.id]
+            r.expectation_config.id = expectation_id
+            detailed[expectation_id] = r
+    for validation_result in outcome.run_results.values():
+        validation_result.results = [
+            detailed.get(r.expectation_config.id, r) for r in validation_result.results
+        ]
 
 
 def _to_gate_result(outcome: Any, suite_name: str, table: str) -> GateResult:

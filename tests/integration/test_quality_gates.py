@@ -31,7 +31,7 @@ from retention_pipeline.dbt_config import run_dbt
 from retention_pipeline.entities import ENTITIES
 from retention_pipeline.ingest_tasks import land_entity, validate_batch
 from retention_pipeline.ingest_tasks import publish as publish_batch
-from retention_pipeline.quality import QualityGateFailed
+from retention_pipeline.quality import QualityGateFailed, load_suite_file
 from retention_pipeline.weekly_tasks import SourcesNotReady, check_sources, gate_marts
 from retention_pipeline.weeks import week_interval
 
@@ -162,6 +162,13 @@ def test_each_kind_of_bad_marts_stops_at_the_gate_and_bi_keeps_last_week(warehou
         gate_marts(week_interval(W47)[0], "test__dup")
     assert "expect_column_values_to_be_unique" in str(dup.value)
     assert "marts_build.dim_customers.customer_id: 6 of" in str(dup.value)
+    # the one failure's details sit in the result of the whole suite: every expectation
+    # is reported, the failed one with its count, on one Data Docs page
+    (dup_result,) = dup.value.results
+    assert dup_result.evaluated == len(load_suite_file("marts_dim_customers")["expectations"])
+    assert [f.unexpected_count for f in dup_result.findings] == [6]
+    dup_page = Path(unquote(dup_result.page_url.removeprefix("file://"))).read_text()
+    assert "6 unexpected values found" in dup_page
     _alert(dup.value, "gate_marts", W47)
     _exec(
         "delete from marts_build.dim_customers a using marts_build.dim_customers b "
