@@ -9,6 +9,7 @@ alert says what went wrong.
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import json
@@ -263,6 +264,52 @@ def test_a_broken_dbt_model_or_bad_source_rows_stop_the_build_before_publish(
         run_dbt(["build", "--quiet"], vars_={"as_of": end.isoformat(), **publish.DBT_BUILD_VARS})
     assert _published_weeks() == W46
     assert _sql("select count(*) from marts.dim_customers")[0][0] > 0
+
+
+def test_staging_tests_read_the_weeks_load_batches_and_every_row_on_request(warehouse_db, tmp_path):
+    """The staging tests over raw orders read the rows of the load batches of the
+    build's week (macros/loaded_for_the_week.sql): a bad row is caught by the build of
+    the week its batch was loaded for, not re-read by every later week's, and
+    ``staging_tests_scope: all`` reads every row."""
+    _ingest_sample(customers=120)  # batches of the ingest interval ending 2026-11-23
+    run_dbt(["run", "--quiet", "--select", "stg_shop__orders", "stg_shop__customers"])
+    targets = iter(range(10))
+
+    def failed_tests(week: str, **extra_vars: str) -> set[str]:
+        target = tmp_path / f"target{next(targets)}"
+        args = ["test", "--quiet", "--select", "stg_shop__orders", "--exclude", "test_type:unit"]
+        with contextlib.suppress(subprocess.CalledProcessError):  # a failed test: read below
+            run_dbt(
+                [*args, "--target-path", str(target)],
+                vars_={"as_of": week_interval(week)[1].isoformat(), **extra_vars},
+            )
+        results = json.loads((target / "run_results.json").read_text())["results"]
+        assert results, "no test ran"
+        return {r["unique_id"].split(".")[2] for r in results if r["status"] in ("fail", "error")}
+
+    assert failed_tests(W47) == set()
+    # a status no order may have, behind the loader's back, on a row of the history batch
+    _exec(
+        "update raw.orders set status = 'lost' where order_id = "
+        "(select min(order_id) from raw.orders where status = 'completed')"
+    )
+    status_test = "accepted_values_stg_shop__orders_status__completed__cancelled__refunded"
+    # the week the batch was loaded for reads it; the week after does not, unless asked
+    assert failed_tests(W47) == {status_test}
+    assert failed_tests("2026-W48") == set()
+    assert failed_tests("2026-W48", staging_tests_scope="all") == {status_test}
+    # a batch of W48's ingest runs (here, a correction marked with a batch of its own)
+    _exec(
+        "insert into ops.load_batches (entity, source, interval_start, interval_end, status, started_at) "
+        "values ('orders', 'test', '2026-11-29', '2026-11-30', 'published', '2026-11-30')"
+    )
+    _exec(
+        "update raw.orders set status = 'lost', _batch_id = (select max(batch_id) from ops.load_batches) "
+        "where order_id = (select max(order_id) from raw.orders where status = 'completed')"
+    )
+    assert failed_tests("2026-W48") == {status_test}
+    # a scope of neither kind stops every such test
+    assert len(failed_tests("2026-W48", staging_tests_scope="some")) == 3
 
 
 def test_nulls_in_a_marts_required_columns_fail_one_test_naming_each_column_and_count(warehouse_db):
