@@ -52,21 +52,15 @@
         where batch_id > (select coalesce(max(loaded_through), 0) from {{ this }})
         {%- endif %};
         analyze order_step_changes;
-        create temporary table order_step_customers on commit drop as
-        select customer_id, min(ordered_at) as touched_at
-        from (
-            select customer_id, ordered_at from order_step_changes
-            union all
-            select stored.customer_id, stored.ordered_at
-            from {{ this }} as stored
-            inner join order_step_changes as changed
-                on stored.order_id = changed.order_id
-        ) as touched
-        group by 1;
-        analyze order_step_customers;
-        {#- every stored step of those customers, as it is before the delete
-            below: the body continues each customer's kept steps from here
-            instead of re-reading their orders from raw -#}
+        {#- every stored step of the customers the changes touch, as it is
+            before the delete below: the body continues each customer's kept
+            steps from here instead of re-reading their orders from raw. One
+            scan of the stored steps finds the steps of the customers whose
+            orders changed and the stored steps of the changed orders
+            themselves (an order moved to another customer was stored under
+            one whose steps it invalidates); the touched customers follow from
+            those (a scan for each took 3.0 and 2.6 s at 10M orders, this one
+            2.9 s) -#}
         create temporary table order_steps_stored on commit drop as
         select
             stored.ctid as stored_ctid,
@@ -80,8 +74,43 @@
             stored.net_revenue,
             stored.gap_days
         from {{ this }} as stored
+        where stored.customer_id in (select changed.customer_id from order_step_changes as changed)
+            or stored.order_id in (select changed.order_id from order_step_changes as changed);
+        create temporary table order_step_customers on commit drop as
+        select customer_id, min(ordered_at) as touched_at
+        from (
+            select customer_id, ordered_at from order_step_changes
+            union all
+            select stored.customer_id, stored.ordered_at
+            from order_steps_stored as stored
+            inner join order_step_changes as changed
+                on stored.order_id = changed.order_id
+        ) as touched
+        group by 1;
+        analyze order_step_customers;
+        {#- the other steps of the customers touched only by an order that
+            moved away from them (there are rarely any such customers, and a
+            join with none reads no step) -#}
+        insert into order_steps_stored
+        select
+            stored.ctid as stored_ctid,
+            stored.customer_id,
+            stored.order_id,
+            stored.ordered_at,
+            stored.ordered_date,
+            stored.net_amount,
+            stored.first_order_at,
+            stored.orders_count,
+            stored.net_revenue,
+            stored.gap_days
+        from {{ this }} as stored
         inner join order_step_customers as touched
-            on stored.customer_id = touched.customer_id;
+            on stored.customer_id = touched.customer_id
+        where not exists (
+                select from order_step_changes as changed
+                where changed.customer_id = touched.customer_id
+            )
+            and stored.order_id not in (select changed.order_id from order_step_changes as changed);
         analyze order_steps_stored;
         create temporary table order_steps_to_redo on commit drop as
         select
