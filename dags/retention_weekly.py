@@ -34,7 +34,7 @@ from cosmos import DbtTaskGroup
 
 from retention_pipeline.alerts import on_failure
 from retention_pipeline.config import get_settings
-from retention_pipeline.dbt_config import cosmos_configs, export_dbt_env
+from retention_pipeline.dbt_config import DBT_TASK_GLOBAL_FLAGS, cosmos_configs, export_dbt_env
 from retention_pipeline.publish import DBT_BUILD_VARS
 from retention_pipeline.weeks import WEEKLY_CRON
 
@@ -64,6 +64,7 @@ with DAG(
         operator_args={
             "vars": {"as_of": "{{ data_interval_end.isoformat() }}", **DBT_BUILD_VARS},
             "install_deps": False,
+            "dbt_cmd_global_flags": DBT_TASK_GLOBAL_FLAGS,
         },
         default_args={"retries": 0, "on_execute_callback": export_dbt_env, "on_failure_callback": on_failure},
         **cosmos_configs(),

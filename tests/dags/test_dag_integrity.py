@@ -69,6 +69,20 @@ def test_the_weekly_dag_gates_before_anything_leaves(dagbag):
         assert "check_sources" in dag.get_task(t).get_flat_relative_ids(upstream=True)
 
 
+def test_the_weekly_dbt_tasks_skip_dbt_s_json_artifacts(dagbag):
+    """Each dbt task runs in a throw-away copy of the project: writing the manifest
+    twice and run_results.json there was most of a task's fixed cost (README,
+    Performance), so every dbt task passes --no-write-json ahead of its subcommand."""
+    dag = dagbag.dags.get("retention_weekly")
+    dbt_tasks = [dag.get_task(t) for t in dag.task_ids if t.startswith("dbt.")]
+    assert len(dbt_tasks) > 40
+    for task in dbt_tasks:
+        command, _ = task.build_cmd(context={}, cmd_flags=None)
+        assert "--no-write-json" in command, task.task_id
+        subcommand = next(i for i, part in enumerate(command) if part in ("build", "test", "run", "seed"))
+        assert command.index("--no-write-json") < subcommand, command
+
+
 def test_dag_files_import_nothing_heavy_at_parse_time():
     """No DB driver, pandas or GX at module level: parsing must stay cheap."""
     code = (
