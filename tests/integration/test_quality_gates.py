@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -346,7 +346,19 @@ def test_freshness_is_judged_at_the_weeks_end_so_a_backfill_passes_and_a_stale_s
     start, end = week_interval(W47)
     # loaded "today" (after the week ended): fresh for that week, however old the week is
     _exec("update raw.orders set _loaded_at = %s", (datetime(2026, 12, 20, tzinfo=UTC),))
-    assert check_sources(start, end)["orders"].startswith(str(_sql("select count(*) from raw.orders")[0][0]))
+    _exec("analyze raw.orders")
+    seen = check_sources(start, end)
+    rows, newest = _sql("select count(*), max(ordered_at) from raw.orders where ordered_at < %s", (end,))[0]
+    assert seen["orders"].startswith(f"~{rows} rows (planner estimate), newest load 2026-12-20")
+    assert seen["orders"].endswith(f"newest order before the week's end {newest}")
+
+    # no order in the allowed lag (48 h) before the week's end: stale by event time,
+    # whenever it was loaded, and the message says how old the newest order is
+    _exec("delete from raw.orders where ordered_at >= %s", (end - timedelta(hours=60),))
+    newest = _sql("select max(ordered_at) from raw.orders")[0][0]
+    with pytest.raises(SourcesNotReady) as late:
+        check_sources(start, end)
+    assert f"raw.orders is stale: newest order {newest.isoformat()} is more than 48 h" in str(late.value)
 
     # the loader stopped ten days before the week's end: dbt's error_after (8 days) at the week's end
     _exec("update raw.orders set _loaded_at = %s", (datetime(2026, 11, 13, tzinfo=UTC),))
