@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from retention_pipeline.outreach import selection
 from retention_pipeline.outreach.push import OutreachPushIncomplete, push_campaign, push_weekly_call_list
 
 pytestmark = pytest.mark.integration
@@ -329,9 +330,13 @@ def _arms(address: Any) -> dict[str, set[str]]:
     return out
 
 
+# the call list is read block by block until the campaign is full: blocks of 3 put the
+# excluded customers and the capacity's edge in different blocks
+@pytest.mark.parametrize("block", [selection.CANDIDATE_BLOCK, 3], ids=["one-block", "blocks-of-3"])
 def test_selection_files_and_a_rerun_that_pushes_nothing_new(
-    campaign_db: Any, monkeypatch: pytest.MonkeyPatch
+    campaign_db: Any, monkeypatch: pytest.MonkeyPatch, block: int
 ) -> None:
+    monkeypatch.setattr(selection, "CANDIDATE_BLOCK", block)
     monkeypatch.setenv("RETENTION_OUTREACH_SINKS", "csv,xlsx")
     result = push_weekly_call_list(WEEK)
 
