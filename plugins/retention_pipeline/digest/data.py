@@ -11,7 +11,7 @@ Contact data never leaves this module: the queries select no PII column of
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, NotRequired, TypedDict
@@ -427,21 +427,26 @@ def _load_stage_flows(conn: sa.Connection, marts: str, iso_week: str) -> tuple[S
 
 
 def _load_hot_spots(
-    conn: sa.Connection, marts: str, previous_start: date, group_column: str
-) -> tuple[HotSpot, ...] | None:
-    """Groups whose churned share rose most from the previous week to now.
+    conn: sa.Connection, marts: str, previous_start: date, group_columns: Sequence[str]
+) -> dict[str, tuple[HotSpot, ...]] | None:
+    """Per column of ``group_columns``: its groups whose churned share rose most from the
+    previous week to now.
 
     "Now" is ``dim_customers`` (the stages as of the run); "before" is the previous
     week's row of ``fct_customer_weekly_status`` (a row holds the stage at its week's
     end, like the stage history it is built from). Only customers staged in both weeks
     count, so the groups are the same people in both shares.
+
+    One join of the two (1.8M customers at 10M orders), counted by every combination of
+    the columns and summed per column here: a join per column took 1.9 s each.
     """
     if not _table_exists(conn, marts, "fct_customer_weekly_status"):
         return None
+    groups = [f"coalesce(d.{column}::text, '?')" for column in group_columns]
     rows = conn.execute(
         sa.text(
             f"""
-            select coalesce(d.{group_column}::text, '?') as grp,
+            select {", ".join(groups)},
                    count(*) as customers,
                    count(*) filter (where w.churn_stage = 'churned') as churned_before,
                    count(*) filter (where d.churn_stage = 'churned') as churned_now
@@ -449,14 +454,25 @@ def _load_hot_spots(
             join {marts}.fct_customer_weekly_status as w
               on w.customer_id = d.customer_id and w.week_start = :previous_start
             where d.churn_stage is not null and w.churn_stage is not null
-            group by 1
+            group by {", ".join(str(i + 1) for i in range(len(groups)))}
             """
         ),
         {"previous_start": previous_start},
     ).all()
-    spots = [HotSpot(str(g), _count(n), _count(b), _count(c)) for g, n, b, c in rows]
-    rising = sorted((s for s in spots if s.churned_now > s.churned_before), key=lambda s: (-s.rise, s.group))
-    return tuple(rising[:MAX_HOT_SPOTS])
+    width = len(group_columns)
+    out: dict[str, tuple[HotSpot, ...]] = {}
+    for i, column in enumerate(group_columns):
+        totals: dict[str, list[int]] = {}
+        for row in rows:
+            sums = totals.setdefault(str(row[i]), [0, 0, 0])
+            for k in range(3):
+                sums[k] += _count(row[width + k])
+        spots = [HotSpot(g, n, b, c) for g, (n, b, c) in totals.items()]
+        rising = sorted(
+            (s for s in spots if s.churned_now > s.churned_before), key=lambda s: (-s.rise, s.group)
+        )
+        out[column] = tuple(rising[:MAX_HOT_SPOTS])
+    return out
 
 
 def cohort_hot_spot(cohorts: CohortMatrix) -> CohortHotSpot | None:
@@ -657,8 +673,7 @@ def load_digest_data(
         status = _quality(conn, raw, quality)
         flows = _load_stage_flows(conn, marts, iso_week)
         previous_start = week.week_start - timedelta(days=7)
-        segments = _load_hot_spots(conn, marts, previous_start, "rfm_segment")
-        managers = _load_hot_spots(conn, marts, previous_start, "manager_id")
+        hot_spots = _load_hot_spots(conn, marts, previous_start, ("rfm_segment", "manager_id"))
         themes, complaints = _load_complaints(conn, staging, raw, start, end)
         sla = _load_sla_breach_rate(conn, marts, iso_week, week.week_start)
         campaign = _load_campaign(conn, marts, iso_week)
@@ -675,8 +690,8 @@ def load_digest_data(
         urgent_with_open_complaint=urgent,
         customers_as_of=as_of,
         stage_flows=flows,
-        segment_hot_spots=segments,
-        manager_hot_spots=managers,
+        segment_hot_spots=hot_spots["rfm_segment"] if hot_spots is not None else None,
+        manager_hot_spots=hot_spots["manager_id"] if hot_spots is not None else None,
         cohort_hot_spot=cohort_hot_spot(cohorts),
         complaint_themes=themes,
         complaints=complaints,
