@@ -50,7 +50,7 @@ def check_sources(interval_start: datetime, interval_end: datetime) -> dict[str,
     backfill of an old week, loaded today, is judged by what it contains.
 
     Nothing here reads all of raw: the week's cost must not grow with its history (at
-    10M orders the counts and newest events this once scanned for took ~2.5 s a week).
+    10M orders the counts and newest events this once scanned for took ~2 s a week).
     Emptiness is one row probed, the newest load is the newest batch's (one probe of the
     ``_batch_id`` index, as dbt's ``loaded_at_query``), the row count logged is the
     planner's estimate, and the newest order is looked for within the allowed lag before
