@@ -47,7 +47,11 @@ def raw_order_time_index_ddl() -> str:
     bulk history load needs no rebuild (a btree on 10M timestamps would cost every load
     its upkeep). Ranges not summarized yet (the newest pages) are always read, so the
     answer is exact either way; autosummarize lets autovacuum summarize them."""
-    return "create index if not exists orders__ordered_at_brin on raw.orders using brin (ordered_at) with (autosummarize = on)"
+    column = ENTITIES["orders"].event_column
+    return (
+        f"create index if not exists orders__{column}_brin on raw.orders "
+        f"using brin ({column}) with (autosummarize = on)"
+    )
 
 
 def quarantine_table_ddl(entity: Entity) -> str:

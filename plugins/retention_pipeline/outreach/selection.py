@@ -189,6 +189,41 @@ def exclusion_reasons(
 CANDIDATE_BLOCK = 1000
 
 
+def _assign(
+    cand: dict[str, Any],
+    reason: str | None,
+    iso_week: str,
+    campaign_start: datetime,
+    settings: Settings,
+    offers: OfferBook,
+) -> Assignment:
+    """One candidate's arm: excluded (with ``reason``, or not at risk), held out or treated."""
+    customer_id = str(cand["customer_id"])
+    payload = json.loads(json.dumps(cand, default=str))
+    if reason is None and cand.get("intervention_level") not in ("yellow", "amber", "orange", "red"):
+        reason = "not_at_risk"
+    if reason is not None:
+        arm, variant, offer = "excluded", None, None
+    else:
+        arm = "holdout" if in_holdout(customer_id, iso_week, settings.holdout_share) else "treatment"
+        variant = script_variant(customer_id, iso_week, settings.script_variants)
+        offer = offers.suggest(cand.get("rfm_segment"), cand.get("value_tier"))
+    if offer is not None:
+        payload["offer_text"] = offer.text
+    return Assignment(
+        iso_week=iso_week,
+        customer_id=customer_id,
+        call_rank=int(cand["call_rank"]),
+        arm=arm,
+        exclusion_reason=reason,
+        variant=variant,
+        offer_code=offer.code if offer else None,
+        intervention_level=cand.get("intervention_level"),
+        campaign_start=campaign_start,
+        payload=payload,
+    )
+
+
 def plan_campaign(conn: psycopg.Connection, iso_week: str, settings: Settings) -> list[Assignment]:
     """The arms of this week's campaign, computed from the marts (nothing is written).
     Opens a server-side cursor: ``conn`` must not be in autocommit mode."""
@@ -204,50 +239,17 @@ def plan_campaign(conn: psycopg.Connection, iso_week: str, settings: Settings) -
             candidates = cur.fetchmany(CANDIDATE_BLOCK)
             if not candidates:
                 break
-            excluded = exclusion_reasons(
-                conn, iso_week, campaign_start, settings, [str(c["customer_id"]) for c in candidates]
-            )
-            for cand in candidates:
+            ids = [str(c["customer_id"]) for c in candidates]
+            excluded = exclusion_reasons(conn, iso_week, campaign_start, settings, ids)
+            for cand, customer_id in zip(candidates, ids, strict=True):
                 if treated >= settings.call_list_capacity:
                     break
-                customer_id = str(cand["customer_id"])
-                payload = json.loads(json.dumps(cand, default=str))
-                reason = excluded.get(customer_id)
-                if reason is None and cand.get("intervention_level") not in (
-                    "yellow",
-                    "amber",
-                    "orange",
-                    "red",
-                ):
-                    reason = "not_at_risk"
-                if reason is not None:
-                    arm, variant, offer = "excluded", None, None
-                else:
-                    arm = (
-                        "holdout"
-                        if in_holdout(customer_id, iso_week, settings.holdout_share)
-                        else "treatment"
-                    )
-                    variant = script_variant(customer_id, iso_week, settings.script_variants)
-                    offer = offers.suggest(cand.get("rfm_segment"), cand.get("value_tier"))
-                    if arm == "treatment":
-                        treated += 1
-                if offer is not None:
-                    payload["offer_text"] = offer.text
-                plan.append(
-                    Assignment(
-                        iso_week=iso_week,
-                        customer_id=customer_id,
-                        call_rank=int(cand["call_rank"]),
-                        arm=arm,
-                        exclusion_reason=reason,
-                        variant=variant,
-                        offer_code=offer.code if offer else None,
-                        intervention_level=cand.get("intervention_level"),
-                        campaign_start=campaign_start,
-                        payload=payload,
-                    )
+                assignment = _assign(
+                    cand, excluded.get(customer_id), iso_week, campaign_start, settings, offers
                 )
+                plan.append(assignment)
+                if assignment.arm == "treatment":
+                    treated += 1
     return plan
 
 
