@@ -1,8 +1,8 @@
 {#-
     Pre-hook of a weekly incremental history (keyed on week_start): before a
     run adds the week ending at as_of, delete whatever an earlier run stored
-    for that week. delete+insert alone only replaces the keys of the new rows,
-    so a customer who left the base since the first run would keep a stale row.
+    for that week, so that the rows the run appends replace the week whole (a
+    customer who left the base since the first run keeps no stale row).
 -#}
 {% macro delete_rebuilt_week() -%}
     {%- if is_incremental() -%}

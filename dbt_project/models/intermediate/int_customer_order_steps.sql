@@ -68,18 +68,30 @@ kept_steps as (
     where stored_steps.ordered_at < redo.redo_from
 ),
 
--- each redone customer's last kept step (the last one in the window's order
--- below): the running totals their tail continues from
+-- the running totals each redone customer's tail continues from: those of their
+-- last kept step, read off the stored step at the redo point (the first one in
+-- the window's order below when several share that instant), whose totals are
+-- the kept ones plus its own order, and whose gap goes back to the last kept
+-- order day. The same as the last row of kept_steps per customer, without
+-- sorting every kept step (about 1.5M rows for a week at 10M orders), and
+-- kept_steps, read once more below, is then inlined instead of written to a
+-- tuplestore: the model's body 6.6 -> 4.3 s for that week (equal rows).
+-- A customer whose tail starts at their first step has no kept totals.
 kept_totals as (
-    select distinct on (customer_id collate "C")
-        customer_id,
-        orders_count,
-        net_revenue,
-        first_order_at,
-        ordered_date as last_order_date,
-        (first_order_at at time zone {{ business_timezone() }})::date as first_order_date
-    from kept_steps
-    order by customer_id collate "C", ordered_at desc, order_id collate "C" desc
+    select distinct on (stored_steps.customer_id collate "C")
+        stored_steps.customer_id,
+        stored_steps.orders_count - 1 as orders_count,
+        stored_steps.net_revenue - stored_steps.net_amount as net_revenue,
+        stored_steps.first_order_at,
+        -- no gap: the previous order was on the same day
+        stored_steps.ordered_date - coalesce(stored_steps.gap_days, 0) as last_order_date,
+        (stored_steps.first_order_at at time zone {{ business_timezone() }})::date as first_order_date
+    from stored_steps
+    inner join redo
+        on redo.customer_id = stored_steps.customer_id
+        and stored_steps.ordered_at = redo.redo_from
+    where stored_steps.orders_count > 1
+    order by stored_steps.customer_id collate "C", stored_steps.order_id collate "C"
 ),
 
 -- the stored tail's orders that did not change (raw still has them as they
