@@ -29,8 +29,9 @@
     leads with the period end (a loose index scan, one probe per end, as
     PostgreSQL has no skip scan for min/next), a probe row of each gives its
     settings_key, and the delete finds the stale ends' rows through the same
-    index: a normal week reads a few index pages and the one or two period
-    ends it drops, where a per-row filter read the whole stored history.
+    index, one end at a time: a normal week reads a few index pages and the
+    one or two period ends it drops, where a per-row filter read the whole
+    stored history.
 
     With `reported_only` (the stage flows and the revenue concentration, which
     keep only the reported periods), the window is the reported periods of
@@ -207,8 +208,21 @@
         ) as moved
         where stale_period_ends.period_end = moved.period_end;
         {%- endif %}
-        delete from {{ this }}
-        where {{ column }} = any(array(select period_end from stale_period_ends where is_whole));
+        {#- one delete per stale period end, with the end as a constant: the planner
+            reads that end's rows through the index, and a week with no stale end
+            deletes nothing at once. A single `= any(array(select ...))` over the
+            temporary table was planned as a scan of every stored row, even with no
+            stale end (the weekly history at 10M orders: 19.5M rows, 1.4-1.7 s a
+            week, most weeks for nothing) -#}
+        do $stale_ends$
+        declare
+            stale_end stale_period_ends.period_end%type;
+        begin
+            for stale_end in select period_end from stale_period_ends where is_whole loop
+                delete from {{ this }} where {{ column }} = stale_end;
+            end loop;
+        end
+        $stale_ends$;
         create temporary table stage_history_redo on commit drop as
         select
             stale.period_end as period_end_at,
