@@ -4,7 +4,8 @@
     of the period end. Customers with trailing revenue are ranked best first;
     the top ceil(n x top_customers_share) of them earn `top_customers_revenue`
     of `trailing_revenue`. The sum of the top k values does not depend on how
-    ties are ordered, so the figure is deterministic.
+    ties are ordered, so the figure is deterministic, and it is computed from
+    the count of customers at each distinct revenue.
 
     Arguments as for stage_flows (macros/stage_flows.sql).
 -#}
@@ -23,30 +24,43 @@
         {{ reported_periods_to_build(period, 'periods') }}
     ),
 
-    revenue_ranks as (
+    -- customers by trailing revenue per period end: the top k customers' revenue
+    -- is the sum over the values, best first, of value x the customers of it still
+    -- within the top k (ties at the boundary are worth the same, so which of them
+    -- count does not matter). Counted per distinct value, not ranked per customer:
+    -- a week end at 10M orders has 1.25M customers with revenue, and its rows
+    -- came out equal in 0.95 s instead of 1.5 s
+    value_counts as (
         select
             history.{{ period }}_end_at as period_end_at,
-            history.trailing_12m_revenue,
-            row_number() over (
-                partition by history.{{ period }}_end_at
-                order by history.trailing_12m_revenue desc
-            ) as revenue_rank,
-            count(*) over (partition by history.{{ period }}_end_at) as ranked_customers
+            history.trailing_12m_revenue as value,
+            count(*) as customers
         from periods_to_build
         inner join history
             on history.{{ period }}_end_at = periods_to_build.period_end_at
         where history.trailing_12m_revenue > 0
+        group by 1, 2
+    ),
+
+    cumulated as (
+        select
+            *,
+            -- the customers at this value or a better one
+            sum(customers) over (partition by period_end_at order by value desc) as through_value,
+            sum(customers) over (partition by period_end_at) as ranked_customers
+        from value_counts
     ),
 
     concentrated as (
         select
             period_end_at,
             max(ranked_customers) as ranked_customers,
-            sum(trailing_12m_revenue) filter (
-                where revenue_rank <= ceil(ranked_customers * {{ var('top_customers_share') }})
-            ) as top_customers_revenue,
-            sum(trailing_12m_revenue) as trailing_revenue
-        from revenue_ranks
+            sum(value * greatest(0, least(
+                customers,
+                ceil(ranked_customers * {{ var('top_customers_share') }}) - (through_value - customers)
+            ))) as top_customers_revenue,
+            sum(value * customers) as trailing_revenue
+        from cumulated
         group by 1
     ),
 
