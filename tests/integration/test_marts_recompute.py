@@ -951,7 +951,8 @@ def test_order_steps_redo_only_the_tail_a_change_touches_and_equal_a_rebuild(
     run keeps them and redoes the rest, from the step before (its next order time moves).
     The awkward cases: an order at the same instant as a stored one (taken in id order),
     one later on the same day (no new gap: its rhythm comes from the day's first order,
-    which stays stored), an order moved later, past the customer's other orders."""
+    which stays stored), an order moved later, past the customer's other orders, and a
+    change to one of two orders at a customer's first instant."""
     landing = tmp_path / "landing"
     sample_data.generate(landing, end=AS_OF.date(), customers=200, seed=17, bad_rows=False)
     _load(landing, AS_OF)
@@ -1021,4 +1022,24 @@ def test_order_steps_redo_only_the_tail_a_change_touches_and_equal_a_rebuild(
     mine = mine[mine["customer_id"] == twice_same_day.customer_id].sort_values(["ordered_at", "order_id"])
     assert mine["order_id"].tolist()[-3:] == [twice_same_day.order_id, "X2", "X3"]
     assert mine["loaded_through"].iloc[-3] < mine["loaded_through"].iloc[-1]
+    equals_a_rebuild()
+
+    # a customer whose first two orders share an instant: a change to the second redoes
+    # the customer from that instant, with no step kept before it (the first of the tied
+    # steps, in id order, carries one order; the kept totals are none, not that one)
+    first_at = AS_OF - timedelta(days=40, hours=3)
+    _order_behind_the_loader(
+        [
+            ("T1", "C_TIED", first_at.isoformat()),
+            ("T2", "C_TIED", first_at.isoformat()),
+            ("T3", "C_TIED", (first_at + timedelta(days=9)).isoformat()),
+        ]
+    )
+    run_dbt(steps_only, vars_={"as_of": AS_OF.isoformat()})
+    _change_order_behind_the_loader("T2", amount=40)
+    run_dbt(steps_only, vars_={"as_of": AS_OF.isoformat()})
+    mine = steps()
+    mine = mine[mine["customer_id"] == "C_TIED"].sort_values(["ordered_at", "order_id"])
+    assert mine["orders_count"].tolist() == [1, 2, 3]
+    assert mine["net_revenue"].tolist() == [25, 65, 90]
     equals_a_rebuild()
