@@ -75,7 +75,7 @@ kept_steps as (
 -- order day. The same as the last row of kept_steps per customer, without
 -- sorting every kept step (about 1.5M rows for a week at 10M orders), and
 -- kept_steps, read once more below, is then inlined instead of written to a
--- tuplestore: the model's body 6.6 -> 4.3 s for that week (equal rows).
+-- tuplestore: the model's body 6.5 -> 4.6 s for that week (equal rows).
 -- A customer whose tail starts at their first step has no kept totals: the
 -- first of the steps at the redo point carries their first order alone. Hence
 -- the filter after picking that step: filtered before, a second step at the
