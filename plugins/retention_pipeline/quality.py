@@ -9,8 +9,12 @@ failed expectation of severity ``critical`` (GX's default) raises
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +36,16 @@ log = logging.getLogger(__name__)
 # passed, without observed values.
 PASS_FORMAT: dict[str, Any] = {"result_format": "BOOLEAN_ONLY"}
 DETAIL_FORMAT: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": 10}
+
+
+# The validation results behind the Data Docs pages, a folder of the site (GX's JSON
+# results, by suite, run and batch), and how many of the newest the site's index lists:
+# building the index reads each listed result back, so its cost grows with this number,
+# not with the folder (measured in the README's Operations section). Older pages stay
+# on disk, reachable from the logs and alerts that named them.
+RESULTS_STORE = "retention_validation_results"
+RESULTS_SUBDIR = "results"
+DOCS_INDEX_LIMIT = 500
 
 
 class QualityGateFailed(RuntimeError):
@@ -126,12 +140,30 @@ def run_gate(
     spec = load_suite_file(suite_name)
     docs_dir = docs_dir or get_settings().outbox_dir / "data_docs"
     context = gx.get_context(mode="ephemeral")
+    # Validation results are kept on disk next to their pages, not in the ephemeral
+    # context's memory: the site's index is rebuilt from the results store, so with an
+    # in-memory store each gate's index listed its own validation only.
+    context.add_store(
+        RESULTS_STORE,
+        {
+            "class_name": "ValidationResultsStore",
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(docs_dir / RESULTS_SUBDIR),
+            },
+        },
+    )
+    context.validation_results_store_name = RESULTS_STORE
     context.add_data_docs_site(
         "retention",
         {
             "class_name": "SiteBuilder",
             "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-            "site_index_builder": {"class_name": "KeepingSiteIndexBuilder", "module_name": __name__},
+            "site_index_builder": {
+                "class_name": "KeepingSiteIndexBuilder",
+                "module_name": __name__,
+                "validation_results_limit": DOCS_INDEX_LIMIT,
+            },
         },
     )
     # add_sql, not add_postgres: the latter rejects unix-socket URLs (the embedded warehouse).
@@ -180,12 +212,18 @@ def run_gate(
         details = validate(details_validation, DETAIL_FORMAT, f"gate {suite_name}, details")
         _splice_details(outcome, details, original_id)
         # the Data Docs builder reads a validation's result back from GX's store, where
-        # the checkpoint left the boolean one
+        # the checkpoint left the boolean one; the details run's own result has no page
         for identifier, validation_result in outcome.run_results.items():
             context.validation_results_store.set(identifier, validation_result)
+        for identifier in details.run_results:
+            context.validation_results_store.remove_key(identifier)  # type: ignore[no-untyped-call]
+        _remove_empty_folders(docs_dir / RESULTS_SUBDIR / f"{suite_name} details")
     # the Data Docs page of the result, details spliced in (GX's own action, run here so
-    # that a failing gate gets one page, the whole suite's, not one per validation run)
-    UpdateDataDocsAction(name="data docs", site_names=["retention"]).run(outcome)
+    # that a failing gate gets one page, the whole suite's, not one per validation run).
+    # Gates of one DAG run in parallel: one builds the index at a time, so the last one
+    # built lists every result stored before it (each gate stores its own before building)
+    with _docs_lock(docs_dir):
+        UpdateDataDocsAction(name="data docs", site_names=["retention"]).run(outcome)
     result = _to_gate_result(outcome, suite_name, f"{schema}.{table}")
     index = docs_dir / "index.html"
     result.docs_path = index if index.exists() else None
@@ -204,8 +242,11 @@ def run_gate(
 def __getattr__(name: str) -> Any:
     """``KeepingSiteIndexBuilder``, built on first use so that importing this module stays
     free of GX. Each gate runs in its own ephemeral GX context, and GX's index builder
-    deletes every validation page its context does not know: without this, each gate
-    would wipe the pages of the gates before it, and the Data Docs would hold one page."""
+    deletes every page whose source its context does not know: every other suite's
+    expectations page (a context holds its gate's suite only), and every validation page
+    older than the results folder (pages written before 2026-12-07). This builder keeps
+    them; a kept page whose result is not in the folder is left out of the index, with
+    GX's warning "Validation result not found"."""
     if name != "KeepingSiteIndexBuilder":
         raise AttributeError(name)
     from great_expectations.render.renderer.site_builder import DefaultSiteIndexBuilder
@@ -216,6 +257,27 @@ def __getattr__(name: str) -> Any:
 
     globals()[name] = KeepingSiteIndexBuilder
     return KeepingSiteIndexBuilder
+
+
+@contextlib.contextmanager
+def _docs_lock(docs_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the Data Docs folder (an advisory ``flock`` on a file in
+    it), so that two gates never rebuild its index at the same time."""
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    with open(docs_dir / ".index.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _remove_empty_folders(top: Path) -> None:
+    """Remove ``top`` and the folders under it that hold no file (GX's store removes a
+    result's file, not the folders of its suite, run and time)."""
+    for folder, _subfolders, _files in os.walk(top, topdown=False):
+        with contextlib.suppress(OSError):  # not empty: another run's result is in it
+            os.rmdir(folder)
 
 
 def _validation_page(context: Any, outcome: Any) -> str | None:

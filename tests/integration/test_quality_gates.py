@@ -14,6 +14,7 @@ import email
 import email.policy
 import json
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -220,6 +221,13 @@ def test_each_kind_of_bad_marts_stops_at_the_gate_and_bi_keeps_last_week(warehou
     pages = {p.relative_to(docs).parts[:2] for p in docs.rglob("*.html")}
     assert ("marts_dim_customers", "test__2026-W46 marts_dim_customers") in pages
     assert ("marts_rpt_call_list", "test__nulls marts_rpt_call_list") in pages
+    # and the site's index links every one of them, not only the last gate's
+    index = (docs.parent / "index.html").read_text()
+    linked = {unquote(href) for href in re.findall(r"'_table_row_link_path': '(validations/[^']+)'", index)}
+    assert linked == {p.relative_to(docs.parent).as_posix() for p in docs.rglob("*.html")}
+    assert len(linked) >= 5
+    # the failed gates' second, detailed validations left no result of their own behind
+    assert not list((docs.parent / "results").glob("* details"))
 
     # the clean build of the week passes and is published in one swap; W46 is kept aside
     _build(W47)
