@@ -21,15 +21,17 @@ weeks as (
     select * from {{ ref('int_weeks_enumerated') }}
 ),
 
--- customers with a stage at each week end of the window, counted once per
--- stored row (joined to the weeks before counting, each row was counted twice:
--- as one week's end and as the next week's start)
+-- customers with a stage at each stored week end, counted once per stored row
+-- (joined to the weeks before counting, each row was counted twice: as one
+-- week's end and as the next week's start); stage_totals picks the window's
+-- ends. No filter on the weeks here: a semi join to them cost a hash probe per
+-- row and kept the scan on one core (at 10M orders: 6.5 s against 2.2-2.4 s for
+-- this count as a parallel scan of the history's 19.5M rows)
 staged_per_week_end as (
     select
         history.week_end_at,
         count(*) as customers
     from history
-    where history.week_end_at in (select week_end_at from weeks)
     group by 1
 ),
 
