@@ -40,9 +40,10 @@ DETAIL_FORMAT: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected
 
 # The validation results behind the Data Docs pages, a folder of the site (GX's JSON
 # results, by suite, run and batch), and how many of the newest the site's index lists:
-# building the index reads each listed result back, so its cost grows with this number,
-# not with the folder (measured in the README's Operations section). Older pages stay
-# on disk, reachable from the logs and alerts that named them.
+# building the index lists the folder and reads each listed result back (costs in the
+# README's Operations section). Older pages stay on disk, reachable from the logs and
+# alerts that named them.
+DOCS_SITE = "retention"
 RESULTS_STORE = "retention_validation_results"
 RESULTS_SUBDIR = "results"
 DOCS_INDEX_LIMIT = 500
@@ -131,41 +132,20 @@ def run_gate(
     run_name: str,
     raise_on_failure: bool = True,
     docs_dir: Path | None = None,
+    build_index: bool = True,
 ) -> GateResult:
-    """Validate ``schema.table`` with the suite; raise if a critical expectation fails."""
+    """Validate ``schema.table`` with the suite; raise if a critical expectation fails.
+
+    ``build_index=False`` writes the validation's Data Docs page but leaves the site's
+    index to :func:`build_docs_index`, for a task that runs several gates in a row.
+    """
     import great_expectations as gx
-    from great_expectations.checkpoint.actions import UpdateDataDocsAction
     from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
     spec = load_suite_file(suite_name)
     docs_dir = docs_dir or get_settings().outbox_dir / "data_docs"
-    context = gx.get_context(mode="ephemeral")
-    # Validation results are kept on disk next to their pages, not in the ephemeral
-    # context's memory: the site's index is rebuilt from the results store, so with an
-    # in-memory store each gate's index listed its own validation only.
-    context.add_store(
-        RESULTS_STORE,
-        {
-            "class_name": "ValidationResultsStore",
-            "store_backend": {
-                "class_name": "TupleFilesystemStoreBackend",
-                "base_directory": str(docs_dir / RESULTS_SUBDIR),
-            },
-        },
-    )
-    context.validation_results_store_name = RESULTS_STORE
-    context.add_data_docs_site(
-        "retention",
-        {
-            "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-            "site_index_builder": {
-                "class_name": "KeepingSiteIndexBuilder",
-                "module_name": __name__,
-                "validation_results_limit": DOCS_INDEX_LIMIT,
-            },
-        },
-    )
+    context = _docs_context(docs_dir)
     # add_sql, not add_postgres: the latter rejects unix-socket URLs (the embedded warehouse).
     datasource = context.data_sources.add_sql(
         name="warehouse", connection_string=address.sqlalchemy_url("psycopg2")
@@ -216,14 +196,14 @@ def run_gate(
         for identifier, validation_result in outcome.run_results.items():
             context.validation_results_store.set(identifier, validation_result)
         for identifier in details.run_results:
-            context.validation_results_store.remove_key(identifier)  # type: ignore[no-untyped-call]
+            context.validation_results_store.remove_key(identifier)
         _remove_empty_folders(docs_dir / RESULTS_SUBDIR / f"{suite_name} details")
-    # the Data Docs page of the result, details spliced in (GX's own action, run here so
-    # that a failing gate gets one page, the whole suite's, not one per validation run).
-    # Gates of one DAG run in parallel: one builds the index at a time, so the last one
-    # built lists every result stored before it (each gate stores its own before building)
+    # the Data Docs pages of the result, details spliced in, and of the suite (what GX's
+    # UpdateDataDocsAction builds, built here so that a failing gate gets one page, the
+    # whole suite's, not one per validation run)
+    pages = [*outcome.run_results, ExpectationSuiteIdentifier(name=suite_name)]
     with _docs_lock(docs_dir):
-        UpdateDataDocsAction(name="data docs", site_names=["retention"]).run(outcome)
+        context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=pages, build_index=build_index)
     result = _to_gate_result(outcome, suite_name, f"{schema}.{table}")
     index = docs_dir / "index.html"
     result.docs_path = index if index.exists() else None
@@ -237,6 +217,59 @@ def run_gate(
     else:
         log.info("%s", result.summary())
     return result
+
+
+def _docs_context(docs_dir: Path) -> Any:
+    """An ephemeral GX context whose validation results and Data Docs site are folders.
+
+    The results are kept on disk next to their pages, not in the context's memory: the
+    site's index is rebuilt from the results store, so with an in-memory store each
+    gate's index listed its own validation only.
+    """
+    import great_expectations as gx
+
+    context = gx.get_context(mode="ephemeral")
+    context.add_store(
+        RESULTS_STORE,
+        {
+            "class_name": "ValidationResultsStore",
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(docs_dir / RESULTS_SUBDIR),
+            },
+        },
+    )
+    context.validation_results_store_name = RESULTS_STORE
+    context.add_data_docs_site(
+        DOCS_SITE,
+        {
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+            "site_index_builder": {
+                "class_name": "KeepingSiteIndexBuilder",
+                "module_name": __name__,
+                "validation_results_limit": DOCS_INDEX_LIMIT,
+            },
+        },
+    )
+    return context
+
+
+def build_docs_index(docs_dir: Path | None = None) -> Path:
+    """Rebuild the Data Docs site's index from the results folder, writing no page.
+
+    Returns the index's path.
+    """
+    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+
+    docs_dir = docs_dir or get_settings().outbox_dir / "data_docs"
+    context = _docs_context(docs_dir)
+    # GX builds a page for every stored resource when given no resources: one it has
+    # no source for makes it build no page, and then the index
+    no_page = [ExpectationSuiteIdentifier(name="retention: index only")]
+    with _docs_lock(docs_dir):
+        context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=no_page, build_index=True)
+    return docs_dir / "index.html"
 
 
 def __getattr__(name: str) -> Any:
@@ -262,7 +295,10 @@ def __getattr__(name: str) -> Any:
 @contextlib.contextmanager
 def _docs_lock(docs_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on the Data Docs folder (an advisory ``flock`` on a file in
-    it), so that two gates never rebuild its index at the same time."""
+    it), so that two gates never write to the site at the same time. Gates can run at
+    the same time (the ingest DAG validates its entities' batches in parallel tasks, and
+    an ingest run can overlap the weekly one); with one index build at a time, the last
+    one lists every result stored before it, and each gate stores its result first."""
     docs_dir.mkdir(parents=True, exist_ok=True)
     with open(docs_dir / ".index.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -283,7 +319,7 @@ def _remove_empty_folders(top: Path) -> None:
 def _validation_page(context: Any, outcome: Any) -> str | None:
     """The file:// URL of this run's validation page, so a log line opens the right one."""
     for identifier in outcome.run_results:
-        for site in context.get_docs_sites_urls(resource_identifier=identifier, site_name="retention"):
+        for site in context.get_docs_sites_urls(resource_identifier=identifier, site_name=DOCS_SITE):
             url = site.get("site_url")
             if url:
                 return str(url)
