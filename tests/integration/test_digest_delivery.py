@@ -168,6 +168,14 @@ def test_force_sends_again_and_says_so_loudly(
         sent = send_digest(ledger, digest_message, WEEK, ["everyone@example.com"], smtp, force=True)
     assert sent == ["everyone@example.com"]
     assert len(handler.to("everyone@example.com")) == 2
+    first, again = (r.parsed() for r in handler.to("everyone@example.com"))
+    # the same digest (same Message-ID), marked as resent the RFC 5322 way
+    assert again["Message-ID"] == first["Message-ID"] == digest_message["Message-ID"]
+    assert first["Resent-Message-ID"] is None and first["Resent-Date"] is None
+    assert again["Resent-Message-ID"] not in (None, again["Message-ID"])
+    assert again["Resent-To"] == "everyone@example.com" and again["Resent-From"] == first["From"]
+    assert again["Resent-Date"] is not None
+    assert again.get_body(("plain",)).get_content() == first.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     forced = [r for r in caplog.records if "FORCED RESEND" in r.getMessage()]
     assert len(forced) == 1 and forced[0].levelno == logging.WARNING
     row = _ledger_rows(ledger)["everyone@example.com"]

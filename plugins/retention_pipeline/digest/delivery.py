@@ -32,9 +32,12 @@ import ssl
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from copy import deepcopy
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
 
@@ -179,8 +182,10 @@ def _claim(
     message_id: str,
     subject: str,
     force: bool,
-) -> bool:
-    """Step 1 of the ledger protocol; True when this recipient should get the mail now."""
+) -> str | None:
+    """Step 1 of the ledger protocol: whether this recipient gets the mail now, ``send``
+    (first delivery, or again after a failed or interrupted one) or ``resend`` (it was
+    ``sent`` and ``force`` asks for it again), or ``None``."""
     keys = {"week": iso_week, "recipient": recipient, "message_id": message_id, "subject": subject}
     with engine.begin() as conn:
         fresh = conn.execute(
@@ -192,7 +197,7 @@ def _claim(
             keys,
         ).scalar()
         if fresh:
-            return True
+            return "send"
         row: Any = conn.execute(
             sa.text(
                 f"select status, attempts, error, sent_at from {LEDGER} "
@@ -203,7 +208,7 @@ def _claim(
         status, attempts, error, sent_at = row
         if status == "sent" and not force:
             log.info("digest %s already sent to %s at %s; skipping", iso_week, recipient, sent_at)
-            return False
+            return None
         if status == "sent":
             log.warning(
                 "FORCED RESEND of digest %s to %s: it was already sent at %s "
@@ -232,7 +237,26 @@ def _claim(
             ),
             keys,
         )
-    return True
+    return "resend" if status == "sent" else "send"
+
+
+def _resent(message: EmailMessage, recipient: str) -> EmailMessage:
+    """``message`` with the resent fields of RFC 5322 (3.6.6), for a deliberate resend.
+
+    The Message-ID stays the week's, so the copy is recognisably the same digest;
+    ``Resent-Message-ID`` is new for each resend, and ``Resent-Date``, ``Resent-From``
+    and ``Resent-To`` say when, by whom and to whom it went again. A retry after a
+    failed or interrupted send is the first delivery and gets none of these.
+    """
+    resent = deepcopy(message)
+    sender = str(message["From"] or "")
+    domain = str(message["Message-ID"] or "").rpartition("@")[2].rstrip(">") or None
+    resent["Resent-Date"] = format_datetime(datetime.now(UTC))
+    if sender:
+        resent["Resent-From"] = sender
+    resent["Resent-To"] = recipient
+    resent["Resent-Message-ID"] = make_msgid("retention-digest-resend", domain=domain)
+    return resent
 
 
 def _finish(engine: sa.Engine, iso_week: str, recipient: str, error: str | None) -> None:
@@ -284,10 +308,11 @@ def send_digest(
     with _week_lock(engine, iso_week):
         try:
             for recipient in targets:
-                if not _claim(engine, iso_week, recipient, message_id, subject, force):
+                claim = _claim(engine, iso_week, recipient, message_id, subject, force)
+                if claim is None:
                     continue
                 try:
-                    session.send(message, recipient)
+                    session.send(_resent(message, recipient) if claim == "resend" else message, recipient)
                 except Exception as exc:
                     _finish(engine, iso_week, recipient, f"{type(exc).__name__}: {exc}")
                     log.error("digest %s to %s failed: %s", iso_week, recipient, exc)

@@ -11,7 +11,9 @@ plain-text part). The structure here is the one clients expect::
         └── image/png ...        (Content-ID: <...>, inline)
 
 The Message-ID depends only on the ISO week, so every copy of one week's digest,
-including a forced resend, carries the same id and can be recognised as the same mail.
+including a forced resend, carries the same id and can be recognised as the same mail;
+a forced resend adds RFC 5322's resent fields, with a Resent-Message-ID of its own
+(``delivery._resent``).
 """
 
 from __future__ import annotations
