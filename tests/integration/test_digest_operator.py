@@ -340,6 +340,10 @@ def test_resend_is_explicit_logged_and_ledgered(
 
     cli(["digest", "resend", "--week", WEEK, "--to", "ops@example.com"])
     assert mailbox.received[-1][0] == ["ops@example.com"]
+    # a resend, to a new recipient too, says so the RFC 5322 way
+    to_ops = email.message_from_bytes(mailbox.received[-1][1], policy=email.policy.default)
+    assert to_ops["Resent-To"] == "ops@example.com" and to_ops["Message-ID"] == sent["Message-ID"]
+    assert resent["Resent-To"] == "everyone@example.com" and sent["Resent-To"] is None
     assert _ledger(sections) == {"everyone@example.com": ("sent", 2), "ops@example.com": ("sent", 1)}
 
     # without the outbox copy the week is rendered again from the marts

@@ -182,10 +182,8 @@ def _claim(
     message_id: str,
     subject: str,
     force: bool,
-) -> str | None:
-    """Step 1 of the ledger protocol: whether this recipient gets the mail now, ``send``
-    (first delivery, or again after a failed or interrupted one) or ``resend`` (it was
-    ``sent`` and ``force`` asks for it again), or ``None``."""
+) -> bool:
+    """Step 1 of the ledger protocol; True when this recipient should get the mail now."""
     keys = {"week": iso_week, "recipient": recipient, "message_id": message_id, "subject": subject}
     with engine.begin() as conn:
         fresh = conn.execute(
@@ -197,7 +195,7 @@ def _claim(
             keys,
         ).scalar()
         if fresh:
-            return "send"
+            return True
         row: Any = conn.execute(
             sa.text(
                 f"select status, attempts, error, sent_at from {LEDGER} "
@@ -208,7 +206,7 @@ def _claim(
         status, attempts, error, sent_at = row
         if status == "sent" and not force:
             log.info("digest %s already sent to %s at %s; skipping", iso_week, recipient, sent_at)
-            return None
+            return False
         if status == "sent":
             log.warning(
                 "FORCED RESEND of digest %s to %s: it was already sent at %s "
@@ -237,16 +235,18 @@ def _claim(
             ),
             keys,
         )
-    return "resend" if status == "sent" else "send"
+    return True
 
 
 def _resent(message: EmailMessage, recipient: str) -> EmailMessage:
-    """``message`` with the resent fields of RFC 5322 (3.6.6), for a deliberate resend.
+    """``message`` with the resent fields of RFC 5322 (3.6.6), for a deliberate resend
+    (``force``: an operator reintroducing a week's digest, to its recipients or to new
+    ones).
 
     The Message-ID stays the week's, so the copy is recognisably the same digest;
     ``Resent-Message-ID`` is new for each resend, and ``Resent-Date``, ``Resent-From``
-    and ``Resent-To`` say when, by whom and to whom it went again. A retry after a
-    failed or interrupted send is the first delivery and gets none of these.
+    and ``Resent-To`` say when, by whom and to whom it went again. The weekly run's
+    sends, a retry after a failed or interrupted one included, carry none of these.
     """
     resent = deepcopy(message)
     sender = str(message["From"] or "")
@@ -308,11 +308,10 @@ def send_digest(
     with _week_lock(engine, iso_week):
         try:
             for recipient in targets:
-                claim = _claim(engine, iso_week, recipient, message_id, subject, force)
-                if claim is None:
+                if not _claim(engine, iso_week, recipient, message_id, subject, force):
                     continue
                 try:
-                    session.send(_resent(message, recipient) if claim == "resend" else message, recipient)
+                    session.send(_resent(message, recipient) if force else message, recipient)
                 except Exception as exc:
                     _finish(engine, iso_week, recipient, f"{type(exc).__name__}: {exc}")
                     log.error("digest %s to %s failed: %s", iso_week, recipient, exc)
