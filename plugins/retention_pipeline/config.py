@@ -78,6 +78,8 @@ class Settings:
     # unset = no target shown) and the currency its money figures are in.
     churn_rate_target: float | None = None
     currency: str = "EUR"
+    # The Data Docs index lists this many of the newest validations (quality.py)
+    data_docs_index_limit: int = 500
 
     @property
     def embedded_data_dir(self) -> Path:
@@ -106,6 +108,7 @@ def get_settings() -> Settings:
         if os.environ.get("RETENTION_CHURN_RATE_TARGET", "").strip()
         else None,
         currency=_env("RETENTION_CURRENCY", "EUR").upper(),
+        data_docs_index_limit=max(1, int(_env("RETENTION_DATA_DOCS_INDEX_LIMIT", "500"))),
         bi_role=_env("RETENTION_BI_ROLE", "retention_bi"),
         digest_deadline_hour=int(_env("RETENTION_DIGEST_DEADLINE_HOUR", "9")),
         bi_password=os.environ.get("RETENTION_BI_PASSWORD", ""),

@@ -39,14 +39,13 @@ DETAIL_FORMAT: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected
 
 
 # The validation results behind the Data Docs pages, a folder of the site (GX's JSON
-# results, by suite, run and batch), and how many of the newest the site's index lists:
-# building the index lists the folder and reads each listed result back (costs in the
-# README's Operations section). Older pages stay on disk, reachable from the logs and
-# alerts that named them.
+# results, by suite, run and batch). The site's index lists the newest of them
+# (RETENTION_DATA_DOCS_INDEX_LIMIT): building it lists the folder and reads each listed
+# result back (costs in the README's Operations section). Older pages stay on disk,
+# reachable from the logs and alerts that named them.
 DOCS_SITE = "retention"
 RESULTS_STORE = "retention_validation_results"
 RESULTS_SUBDIR = "results"
-DOCS_INDEX_LIMIT = 500
 
 
 class QualityGateFailed(RuntimeError):
@@ -248,7 +247,7 @@ def _docs_context(docs_dir: Path) -> Any:
             "site_index_builder": {
                 "class_name": "KeepingSiteIndexBuilder",
                 "module_name": __name__,
-                "validation_results_limit": DOCS_INDEX_LIMIT,
+                "validation_results_limit": get_settings().data_docs_index_limit,
             },
         },
     )
