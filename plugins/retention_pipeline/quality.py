@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 # expectation then needs only its unexpected count, which GX computes for all of them in
 # one query per table, where SUMMARY adds, per expectation, a query for a sample of the
 # failing values that scans the whole table when there are none (dim_customers' suite:
-# 4 queries on the table against 15; timings in the README's Performance section). Only
+# 4 queries on the table against 15; timings in bench/HISTORY.md, 2026-12-05). Only
 # the expectations that failed, warning or critical, are then validated again, with
 # SUMMARY, for the counts and samples the log, the alert and the Data Docs page report;
 # their detailed results take the place of their boolean ones in the first result, so
