@@ -5,12 +5,13 @@
     by copying them, so the model's body (macros/stage_history.sql), which
     builds only the ends not stored yet, skips them.
 
-    Which ends: the month end at as_of (the partial month) is always the week
-    end at as_of, and a month that begins on a Monday ends at a week end too.
-    customer_stages is the one definition of a stage, and the stage at an
-    instant depends on nothing but the instant, the order steps and the
-    business vars. So an end is copied only
-      * at or before as_of (the body builds no later end),
+    Which ends: a complete month that begins on a Monday ends at a week end
+    (the running month, ending at as_of, is not stored at all: see
+    stages_to_date in macros/stage_history.sql). customer_stages is the one
+    definition of a stage, and the stage at an instant depends on nothing but
+    the instant, the order steps and the business vars. So an end is copied
+    only
+      * before as_of (the body builds no later end, and none at as_of),
       * when that history has seen every order raw holds: its highest
         loaded_through is raw's highest batch. Otherwise (this model selected
         alone after a load, a load committed since, a week whose loads only
@@ -22,8 +23,8 @@
 
     Why a pre-hook, not a branch of the body: dbt's incremental materialization
     writes the body's rows to a temporary table and then inserts them; a copy
-    inserted here is written once. At 10M orders the month end at as_of took
-    17-21 s computed, 11-14 s copied through the body, and less written here.
+    inserted here is written once. At 10M orders a month end took 17-21 s
+    computed, 11-14 s copied through the body, and less written here.
 
     Every relation is read through `(select * from ...)`: under `dbt run --empty`
     dbt renders a ref as an already aliased subquery.
@@ -35,10 +36,7 @@
 {% macro copy_same_instants(period, period_ends, same_instants, order_steps, orders) -%}
     {#- what customer_stages computes, copied as it is; the keys and the bookkeeping
         columns are written separately -#}
-    {%- set stage_columns = [
-        'first_order_at', 'last_order_at', 'orders_count', 'net_revenue', 'trailing_12m_revenue',
-        'recency_days', 'expected_gap_days', 'gap_ratio', 'churn_stage', 'population_gap_days',
-    ] -%}
+    {%- set stage_columns = stage_history_columns(with_bookkeeping=false) -%}
     {%- set columns = ['customer_id', period ~ '_end_at'] + stage_columns + ['loaded_through', 'settings_key'] -%}
     {%- set stored_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list
         if execute and is_incremental() else [] -%}
@@ -50,7 +48,7 @@
         periods_to_copy as (
             select periods.{{ period }}_end_at as period_end_at
             from (select * from {{ period_ends }}) as periods
-            where periods.{{ period }}_end_at <= {{ as_of() }}
+            where periods.{{ period }}_end_at < {{ as_of() }}
                 and not exists (
                     select from {{ this }} as stored
                     where stored.{{ period }}_end_at = periods.{{ period }}_end_at

@@ -21,6 +21,10 @@
         append_new_columns adds them empty to the stored rows, which must be
         computed again to fill them: the stage flows' orders and revenue).
     Rows of period ends after as_of (kept by a later run during a backfill) stay.
+    With `records_seen` (a history that does not write rows every run, the
+    monthly one), what the history last saw is the higher of its rows'
+    `loaded_through` and the one its post-hook recorded
+    (macros/stage_history_seen.sql).
 
     The table holds customers x period ends rows (tens of millions at a million
     customers) but only a few dozen period ends, and each run stores whole
@@ -58,7 +62,7 @@
     period end after as_of (the body computes only the window), it drops those
     period ends whole, as above; `stage_history_redo` is then empty of them.
 -#}
-{% macro delete_stale_period_ends(period_end_column, period_ends, orders, reported_only=false, order_steps=none, redo_customers=false, required_columns=[]) -%}
+{% macro delete_stale_period_ends(period_end_column, period_ends, orders, reported_only=false, order_steps=none, redo_customers=false, required_columns=[], records_seen=false) -%}
     {%- if is_incremental() -%}
         {%- if reported_only -%}
             {%- set period = period_end_column.replace('_end_at', '') -%}
@@ -71,6 +75,10 @@
         {%- set missing_columns = (['settings_key'] + required_columns) | reject('in', stored_columns) | list -%}
         {%- set column = period_end_column -%}
         {%- set loaded_through = '(select coalesce(max(loaded_through), 0) from ' ~ this ~ ')' -%}
+        {%- if records_seen -%}
+            {%- set seen = stage_history_seen(this) -%}
+            {%- set loaded_through = '(select greatest(' ~ loaded_through ~ ', (select max(loaded_through) from ' ~ seen ~ ')))' -%}
+        {%- endif -%}
         {%- set log = order_step_redo_log(order_steps) if order_steps is not none else none -%}
         {%- set judged_period_ends -%}
             with recursive stored_ends as (
@@ -127,6 +135,9 @@
             from stored_ends
             where period_end is not null
         {%- endset -%}
+        {%- if records_seen %}
+        {{ create_stage_history_seen(seen) }};
+        {%- endif %}
         {%- if not redo_customers %}
         {%- if log is not none %}
         {{ create_order_step_redo_log(log) }};

@@ -10,8 +10,15 @@
     raw: an ingest that commits after the source was built and before the
     caller runs is in raw but not in the source, and claiming it would make the
     next run skip the period ends it changes.
+
+    `seen`: the SQL of that batch when it is not the source's highest
+    `loaded_through` (the monthly readers: stages_to_date_seen).
 -#}
-{% macro period_bookkeeping_columns(source) -%}
+{% macro period_bookkeeping_columns(source, seen=none) -%}
+    {%- if seen is not none -%}
+    {{ seen }} as loaded_through,
+    {%- else -%}
     (select coalesce(max(loaded_through), 0) from {{ source }}) as loaded_through,
+    {%- endif %}
             {{ period_settings_key() }}::text as settings_key
 {%- endmacro %}

@@ -7,9 +7,10 @@
     ties are ordered, so the figure is deterministic, and it is computed from
     the count of customers at each distinct revenue.
 
-    Arguments as for stage_flows (macros/stage_flows.sql).
+    Arguments as for stage_flows (macros/stage_flows.sql), which also has
+    start_history (not needed here: only the period end is read).
 -#}
-{% macro revenue_concentration(period, period_ends, history) -%}
+{% macro revenue_concentration(period, period_ends, history, seen=none) -%}
     with
 
     periods as (
@@ -70,7 +71,7 @@
             ranked_customers::bigint as ranked_customers,
             top_customers_revenue::numeric as top_customers_revenue,
             trailing_revenue::numeric as trailing_revenue,
-            {{ period_bookkeeping_columns(history) }}
+            {{ period_bookkeeping_columns(history, seen=seen) }}
         from concentrated
     )
 

@@ -10,15 +10,42 @@
     highest load batch the order steps it read reflect (`loaded_through`, read
     by the pre-hook on the next run).
 
+    With `store_end_at_as_of=false` (the monthly history) the period ending
+    at as_of is not stored: it is the running month, replaced every week, and
+    stages_to_date reads it from the weekly history, which has that instant
+    as its week end at as_of. Only complete months are stored, so a week that
+    crosses no month end adds nothing (at 10M orders the running month cost
+    copying 1.65M rows from the weekly history and deleting last week's copy,
+    7.8 s of a 151 s incremental week).
+
     stages_in_window(period, history, period_ends): the select of
     int_customers_staged_<grain>: the stored stages at this run's period ends,
     with the run's `<period>_index` attached.
+
+    stages_to_date(monthly, weekly): the monthly history with its running
+    month, as a relation for the readers of the monthly stages
+    (int_customers_staged_monthly, the monthly flows and 80/20 check): the
+    stored month ends other than as_of, and the weekly history's week end at
+    as_of as the month end at as_of. Both are stages at an instant
+    (macros/customer_stages.sql) and the stage at an instant depends on the
+    instant alone, so the rows are the ones the monthly history would compute.
+
+    stages_to_date_seen(monthly, weekly): the highest load batch those rows
+    reflect, for the readers' loaded_through: the lower of what each history
+    has seen (the monthly one's rows or its `__seen` record,
+    macros/stage_history_seen.sql; the weekly one's rows, whose end at as_of
+    is written every run). Each max() is read off its history's
+    loaded_through index; a max() over the union read every row (4 s at 10M
+    orders).
 -#}
-{% macro stage_history(period, period_ends) -%}
+{% macro stage_history(period, period_ends, store_end_at_as_of=true) -%}
     with
 
     periods as (
         select * from {{ period_ends }}
+        {%- if not store_end_at_as_of %}
+        where {{ period }}_end_at < {{ as_of() }}
+        {%- endif %}
     ),
 
     periods_to_build as (
@@ -130,4 +157,43 @@
     )
 
     select * from final
+{%- endmacro %}
+
+
+{% macro stages_to_date(monthly, weekly) -%}
+    {%- set columns = stage_history_columns() -%}
+    (
+        select customer_id, month_end_at, {{ columns | join(', ') }}
+        from {{ monthly }}
+        -- a month end at as_of stored by a later run (a backfill's as_of on a month
+        -- start) is the weekly one's too: read once
+        where month_end_at <> {{ as_of() }}
+        union all
+        select customer_id, week_end_at, {{ columns | join(', ') }}
+        from {{ weekly }}
+        where week_end_at = {{ as_of() }}
+    ) as stages_to_date
+{%- endmacro %}
+
+
+{% macro stages_to_date_seen(monthly, weekly) -%}
+    {#- refs unaliased: under `dbt run --empty` each is an already aliased subquery -#}
+    least(
+        greatest(
+            (select coalesce(max(loaded_through), 0) from {{ monthly }}),
+            (select max(loaded_through) from {{ stage_history_seen(monthly) }})
+        ),
+        (select coalesce(max(loaded_through), 0) from {{ weekly }})
+    )
+{%- endmacro %}
+
+
+{#- the columns of a stage history besides its keys (customer, period end): what
+    customer_stages computes and the bookkeeping of macros/period_bookkeeping_columns.sql -#}
+{% macro stage_history_columns(with_bookkeeping=true) -%}
+    {%- set columns = [
+        'first_order_at', 'last_order_at', 'orders_count', 'net_revenue', 'trailing_12m_revenue',
+        'recency_days', 'expected_gap_days', 'gap_ratio', 'churn_stage', 'population_gap_days',
+    ] -%}
+    {{- return(columns + (['loaded_through', 'settings_key'] if with_bookkeeping else [])) -}}
 {%- endmacro %}

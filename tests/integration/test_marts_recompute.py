@@ -874,14 +874,15 @@ def test_orders_loaded_while_the_weekly_build_runs_are_picked_up_by_the_next_bui
         pd.testing.assert_frame_equal(_stage_history(model), incremental[model], obj=model)
 
 
-def test_the_monthly_history_copies_the_week_end_at_as_of_only_from_a_current_weekly_history(
+def test_the_monthly_history_stores_complete_months_and_takes_the_running_one_from_the_weekly(
     warehouse_db: object, tmp_path: Path
 ) -> None:
-    """The month end at as_of (the partial month) is the week end at as_of, and the monthly
-    history copies it from the weekly one built earlier in the run. A weekly history that
-    has not seen every loaded order (the monthly model selected alone after a load) must
-    not be copied: the monthly then computes the end itself. Either way the monthly
-    history equals one computed from scratch."""
+    """The month end at as_of (the running month) is the week end at as_of: the monthly
+    history stores complete months only, and its readers take the running month from the
+    weekly history of the same run. A week that writes no monthly row still records what
+    the history saw, so a late change the next week is redone for the changed customer at
+    the stored month ends, not for everyone. Either way the history equals one computed
+    from scratch."""
     landing = tmp_path / "landing"
     sample_data.generate(
         landing, end=AS_OF.date(), customers=300, seed=17, daily_from=EARLIER_AS_OF.date(), bad_rows=False
@@ -889,44 +890,84 @@ def test_the_monthly_history_copies_the_week_end_at_as_of_only_from_a_current_we
     _load(landing, EARLIER_AS_OF)
     as_of = {"as_of": AS_OF.isoformat()}
     weekly, monthly = (f"int_customer_stage_history_{grain}" for grain in ("weekly", "monthly"))
-    run_dbt(["run", "--select", f"+{weekly}", f"+{monthly}"], vars_=as_of)
+    staged = "int_customers_staged_monthly"
+    run_dbt(["run", "--select", f"+{weekly}", f"+{staged}"], vars_=as_of)
+    columns = ["customer_id", "churn_stage", "orders_count", "net_revenue", "recency_days", "gap_ratio"]
 
-    def at_as_of(model: str) -> pd.DataFrame:
-        period = "week" if model == weekly else "month"
-        table = _read(
-            f"""select * from intermediate.{model}
-                where {period}_end_at = timestamptz '{AS_OF.isoformat()}'"""
-        ).rename(columns={f"{period}_end_at": "period_end_at"})
+    def running_month() -> pd.DataFrame:
+        table = _read(f"select {', '.join(columns)} from intermediate.{staged} where month_index = 0")
         return table.sort_values("customer_id").reset_index(drop=True)
 
-    # a full build computes every end; the next run copies the end at as_of
-    computed = _stage_history(monthly)
-    assert len(at_as_of(monthly)) > 100
-    run_dbt(["run", "--select", monthly], vars_=as_of)
-    pd.testing.assert_frame_equal(_stage_history(monthly), computed)
-    pd.testing.assert_frame_equal(at_as_of(monthly), at_as_of(weekly))
+    def week_end_at_as_of() -> pd.DataFrame:
+        table = _read(
+            f"""select {", ".join(columns)} from intermediate.{weekly}
+                where week_end_at = timestamptz '{AS_OF.isoformat()}'"""
+        )
+        return table.sort_values("customer_id").reset_index(drop=True)
 
-    # a customer whose only completed order is refunded leaves the history at as_of: a
-    # monthly run after the steps but before the weekly history must not copy the latter
+    def seen() -> int:
+        return int(_read(f"select loaded_through from intermediate.{monthly}__seen").iloc[0]["loaded_through"])
+
+    def steps_seen() -> int:
+        return int(_read("select max(loaded_through) as n from intermediate.int_customer_order_steps").iloc[0]["n"])
+
+    ends = _read(f"select month_end_at, count(*) as n from intermediate.{monthly} group by 1 order by 1")
+    assert len(ends) >= 12 and (ends["month_end_at"] < AS_OF).all(), "complete months only"
+    assert len(running_month()) > 100
+    pd.testing.assert_frame_equal(running_month(), week_end_at_as_of())
+    assert _read(
+        f"select month_index from intermediate.{staged} where month_end_at = timestamptz '{AS_OF.isoformat()}' limit 1"
+    ).iloc[0]["month_index"] == 0
+
+    # a customer whose only completed order is refunded leaves the running month with the
+    # weekly history of the same run
     lone = _read(
         """select customer_id, min(order_id) as order_id from raw.orders
            where status = 'completed' group by 1 having count(*) = 1 order by 1 limit 1"""
     ).iloc[0]
     _refund_behind_the_loader(lone["order_id"])
-    run_dbt(["run", "--select", "int_customer_order_steps", monthly], vars_=as_of)
-    assert lone["customer_id"] in set(at_as_of(weekly)["customer_id"]), "the weekly history was rebuilt"
-    assert lone["customer_id"] not in set(at_as_of(monthly)["customer_id"]), "stale weekly rows copied"
+    run_dbt(["run", "--select", "int_customer_order_steps", weekly, monthly, staged], vars_=as_of)
+    assert lone["customer_id"] not in set(running_month()["customer_id"])
+    pd.testing.assert_frame_equal(running_month(), week_end_at_as_of())
+    assert seen() == steps_seen()
 
-    # a new order, then a normal run (steps, weekly, monthly): the end at as_of is copied,
-    # and the history equals a rebuild from scratch
-    buyer = at_as_of(weekly).iloc[0]
-    _order_behind_the_loader([("o-copy-1", buyer["customer_id"], (AS_OF - timedelta(days=2)).isoformat())])
-    run_dbt(["run", "--select", "int_customer_order_steps", weekly, monthly], vars_=as_of)
-    bought = at_as_of(monthly).set_index("customer_id").loc[buyer["customer_id"]]
+    # a new order inside the running month changes no complete month: the monthly history
+    # writes nothing, and records that it has seen the batch all the same
+    buyer = week_end_at_as_of().iloc[0]
+    _order_behind_the_loader([("o-month-1", buyer["customer_id"], (AS_OF - timedelta(days=2)).isoformat())])
+    before = _stage_history(monthly)
+    written_before = int(_read(f"select max(loaded_through) as n from intermediate.{monthly}").iloc[0]["n"])
+    run_dbt(["run", "--select", "int_customer_order_steps", weekly, monthly, staged], vars_=as_of)
+    pd.testing.assert_frame_equal(_stage_history(monthly), before)
+    assert int(_read(f"select max(loaded_through) as n from intermediate.{monthly}").iloc[0]["n"]) == written_before
+    assert seen() == steps_seen() > written_before
+    bought = running_month().set_index("customer_id").loc[buyer["customer_id"]]
     assert bought["orders_count"] == buyer["orders_count"] + 1
+
+    # the week after, a late refund of an order placed months ago: at the complete month
+    # ends after it only that customer is recomputed (the redo log starts where the history
+    # left off), and the result equals a rebuild from scratch
+    late = _read(
+        f"""select o.order_id, o.customer_id from raw.orders o
+            where o.status = 'completed' and o.ordered_at < timestamptz '{AS_OF.isoformat()}' - interval '150 days'
+              -- not one of their first two orders: the population's first-gap median stays
+              and (select count(*) from raw.orders mine
+                   where mine.customer_id = o.customer_id and mine.status = 'completed'
+                     and mine.ordered_at < o.ordered_at) >= 2
+            order by o.ordered_at desc, o.order_id limit 1"""
+    ).iloc[0]
+    batch = _refund_behind_the_loader(late["order_id"])
+    run_dbt(["run", "--select", "int_customer_order_steps", weekly, monthly, staged], vars_=as_of)
+    redone = _read(f"select month_end_at, customer_id from intermediate.{monthly} where loaded_through = {batch}")
+    counts = ends.set_index("month_end_at")["n"]
+    assert redone["month_end_at"].nunique() >= 4, "the refund reaches several complete months"
+    for month_end, customers in redone.groupby("month_end_at")["customer_id"]:
+        assert late["customer_id"] in set(customers), month_end
+        assert len(customers) < counts[month_end] / 4, f"{month_end} recomputed whole"
     incremental = _stage_history(monthly)
     run_dbt(["run", "--full-refresh", "--select", monthly], vars_=as_of)
     pd.testing.assert_frame_equal(_stage_history(monthly), incremental)
+    assert seen() == steps_seen()
 
 
 def _order_behind_the_loader(rows: list[tuple[str, str, str]]) -> None:

@@ -19,4 +19,12 @@
 -- history recomputes (or one whose start it recomputes, which is earlier) is
 -- dropped here too and counted again, so the stored flows always equal a full
 -- recompute, and a normal week counts one or two periods instead of the window.
-{{ stage_flows('month', ref('int_months_enumerated'), ref('int_customer_stage_history_monthly')) }}
+-- The running month's end state is the weekly history's at as_of
+-- (stages_to_date); every period start is a stored complete month.
+{{ stage_flows(
+    'month',
+    ref('int_months_enumerated'),
+    stages_to_date(ref('int_customer_stage_history_monthly'), ref('int_customer_stage_history_weekly')),
+    start_history=ref('int_customer_stage_history_monthly'),
+    seen=stages_to_date_seen(ref('int_customer_stage_history_monthly'), ref('int_customer_stage_history_weekly'))
+) }}

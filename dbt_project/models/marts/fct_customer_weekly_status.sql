@@ -19,8 +19,9 @@
 -- no stored row has a key of the week, so dbt's delete by every new key had
 -- nothing left to find (the same rows; no measurable change in time).
 -- In the weekly DAG (write-audit-publish) the build schema holds only this
--- run's week (meta history_week_column: the build starts from the published
--- table's shape, not its rows), the gate audits that week, and the publish
+-- run's week (meta history_week_column: the build starts without the table,
+-- so dbt creates it from this week's rows as on a first run), the gate audits
+-- that week, and the publish
 -- merges it into the published history in the swap's transaction
 -- (retention_pipeline/publish.py): a week costs its own rows, not all history.
 -- Analyzed at once (post-hook): in the weekly DAG the rows land in a table that
