@@ -906,18 +906,25 @@ def test_the_monthly_history_stores_complete_months_and_takes_the_running_one_fr
         return table.sort_values("customer_id").reset_index(drop=True)
 
     def seen() -> int:
-        return int(_read(f"select loaded_through from intermediate.{monthly}__seen").iloc[0]["loaded_through"])
+        return int(
+            _read(f"select loaded_through from intermediate.{monthly}__seen").iloc[0]["loaded_through"]
+        )
 
     def steps_seen() -> int:
-        return int(_read("select max(loaded_through) as n from intermediate.int_customer_order_steps").iloc[0]["n"])
+        return int(
+            _read("select max(loaded_through) as n from intermediate.int_customer_order_steps").iloc[0]["n"]
+        )
 
     ends = _read(f"select month_end_at, count(*) as n from intermediate.{monthly} group by 1 order by 1")
     assert len(ends) >= 12 and (ends["month_end_at"] < AS_OF).all(), "complete months only"
     assert len(running_month()) > 100
     pd.testing.assert_frame_equal(running_month(), week_end_at_as_of())
-    assert _read(
-        f"select month_index from intermediate.{staged} where month_end_at = timestamptz '{AS_OF.isoformat()}' limit 1"
-    ).iloc[0]["month_index"] == 0
+    assert (
+        _read(
+            f"select month_index from intermediate.{staged} where month_end_at = timestamptz '{AS_OF.isoformat()}' limit 1"
+        ).iloc[0]["month_index"]
+        == 0
+    )
 
     # a customer whose only completed order is refunded leaves the running month with the
     # weekly history of the same run
@@ -939,7 +946,10 @@ def test_the_monthly_history_stores_complete_months_and_takes_the_running_one_fr
     written_before = int(_read(f"select max(loaded_through) as n from intermediate.{monthly}").iloc[0]["n"])
     run_dbt(["run", "--select", "int_customer_order_steps", weekly, monthly, staged], vars_=as_of)
     pd.testing.assert_frame_equal(_stage_history(monthly), before)
-    assert int(_read(f"select max(loaded_through) as n from intermediate.{monthly}").iloc[0]["n"]) == written_before
+    assert (
+        int(_read(f"select max(loaded_through) as n from intermediate.{monthly}").iloc[0]["n"])
+        == written_before
+    )
     assert seen() == steps_seen() > written_before
     bought = running_month().set_index("customer_id").loc[buyer["customer_id"]]
     assert bought["orders_count"] == buyer["orders_count"] + 1
@@ -958,7 +968,9 @@ def test_the_monthly_history_stores_complete_months_and_takes_the_running_one_fr
     ).iloc[0]
     batch = _refund_behind_the_loader(late["order_id"])
     run_dbt(["run", "--select", "int_customer_order_steps", weekly, monthly, staged], vars_=as_of)
-    redone = _read(f"select month_end_at, customer_id from intermediate.{monthly} where loaded_through = {batch}")
+    redone = _read(
+        f"select month_end_at, customer_id from intermediate.{monthly} where loaded_through = {batch}"
+    )
     counts = ends.set_index("month_end_at")["n"]
     assert redone["month_end_at"].nunique() >= 4, "the refund reaches several complete months"
     for month_end, customers in redone.groupby("month_end_at")["customer_id"]:
