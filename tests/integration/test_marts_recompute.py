@@ -905,6 +905,13 @@ def test_the_monthly_history_stores_complete_months_and_takes_the_running_one_fr
         )
         return table.sort_values("customer_id").reset_index(drop=True)
 
+    def analyzed() -> int:
+        return int(
+            _read(
+                f"select analyze_count from pg_stat_user_tables where relid = 'intermediate.{monthly}'::regclass"
+            ).iloc[0]["analyze_count"]
+        )
+
     def seen() -> int:
         return int(
             _read(f"select loaded_through from intermediate.{monthly}__seen").iloc[0]["loaded_through"]
@@ -915,6 +922,7 @@ def test_the_monthly_history_stores_complete_months_and_takes_the_running_one_fr
             _read("select max(loaded_through) as n from intermediate.int_customer_order_steps").iloc[0]["n"]
         )
 
+    assert analyzed() == 1, "a first build is analyzed at once (its readers run next)"
     ends = _read(f"select month_end_at, count(*) as n from intermediate.{monthly} group by 1 order by 1")
     assert len(ends) >= 12 and (ends["month_end_at"] < AS_OF).all(), "complete months only"
     assert len(running_month()) > 100
@@ -943,6 +951,7 @@ def test_the_monthly_history_stores_complete_months_and_takes_the_running_one_fr
     buyer = week_end_at_as_of().iloc[0]
     _order_behind_the_loader([("o-month-1", buyer["customer_id"], (AS_OF - timedelta(days=2)).isoformat())])
     before = _stage_history(monthly)
+    analyzes = analyzed()
     written_before = int(_read(f"select max(loaded_through) as n from intermediate.{monthly}").iloc[0]["n"])
     run_dbt(["run", "--select", "int_customer_order_steps", weekly, monthly, staged], vars_=as_of)
     pd.testing.assert_frame_equal(_stage_history(monthly), before)
@@ -951,6 +960,7 @@ def test_the_monthly_history_stores_complete_months_and_takes_the_running_one_fr
         == written_before
     )
     assert seen() == steps_seen() > written_before
+    assert analyzed() == analyzes, "nothing written, statistics still true: not analyzed again"
     bought = running_month().set_index("customer_id").loc[buyer["customer_id"]]
     assert bought["orders_count"] == buyer["orders_count"] + 1
 
@@ -968,6 +978,7 @@ def test_the_monthly_history_stores_complete_months_and_takes_the_running_one_fr
     ).iloc[0]
     batch = _refund_behind_the_loader(late["order_id"])
     run_dbt(["run", "--select", "int_customer_order_steps", weekly, monthly, staged], vars_=as_of)
+    assert analyzed() > analyzes, "rows rewritten: analyzed"
     redone = _read(
         f"select month_end_at, customer_id from intermediate.{monthly} where loaded_through = {batch}"
     )
