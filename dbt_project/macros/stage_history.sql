@@ -24,7 +24,8 @@
 
     stages_to_date(monthly, weekly): the monthly history with its running
     month, as a relation for the readers of the monthly stages
-    (int_customers_staged_monthly, the monthly flows and 80/20 check): the
+    (int_customers_staged_monthly, the monthly flows' end states; the 80/20
+    check joins each history on its own, macros/revenue_concentration.sql): the
     stored month ends other than as_of, and the weekly history's week end at
     as_of as the month end at as_of. Both are stages at an instant
     (macros/customer_stages.sql) and the stage at an instant depends on the

@@ -15,11 +15,11 @@
 -- The 80/20 check as of each month end (macros/revenue_concentration.sql),
 -- incremental by month end with the same pre-hook as
 -- int_customer_stage_history_monthly: only the month ends the history recomputes
--- are ranked again. The running month is the weekly history's at as_of
--- (stages_to_date).
+-- are ranked again. The running month is the weekly history's at as_of.
 {{ revenue_concentration(
     'month',
     ref('int_months_enumerated'),
-    stages_to_date(ref('int_customer_stage_history_monthly'), ref('int_customer_stage_history_weekly')),
+    ref('int_customer_stage_history_monthly'),
+    running=ref('int_customer_stage_history_weekly'),
     seen=stages_to_date_seen(ref('int_customer_stage_history_monthly'), ref('int_customer_stage_history_weekly'))
 ) }}
