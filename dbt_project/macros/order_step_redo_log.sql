@@ -7,12 +7,19 @@
     the steps always describe the same run.
 -#}
 {% macro order_step_redo_log(order_steps) -%}
-    {#- a new relation, not order_steps.incorporate(): under `dbt run --empty` a
-        ref carries an empty-limit subquery that a table name must not have -#}
+    {{- return(relation_beside(order_steps, '__redone')) -}}
+{%- endmacro %}
+
+
+{#- A table in the schema of `relation`, named after it with `suffix`: state kept beside
+    a model (the redo log, a stage history's __seen record). A new relation, not
+    relation.incorporate(): under `dbt run --empty` a ref carries an empty-limit
+    subquery that a table name must not have. -#}
+{% macro relation_beside(relation, suffix) -%}
     {{- return(api.Relation.create(
-        database=order_steps.database,
-        schema=order_steps.schema,
-        identifier=order_steps.identifier ~ '__redone',
+        database=relation.database,
+        schema=relation.schema,
+        identifier=relation.identifier ~ suffix,
         type='table',
     )) -}}
 {%- endmacro %}

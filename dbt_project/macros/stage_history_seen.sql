@@ -13,13 +13,7 @@
     written in the history's own transaction, so the two always agree.
 -#}
 {% macro stage_history_seen(history) -%}
-    {#- a new relation, not history.incorporate(): see order_step_redo_log -#}
-    {{- return(api.Relation.create(
-        database=history.database,
-        schema=history.schema,
-        identifier=history.identifier ~ '__seen',
-        type='table',
-    )) -}}
+    {{- return(relation_beside(history, '__seen')) -}}
 {%- endmacro %}
 
 
