@@ -17,8 +17,9 @@
     s to 4.3 s). Counting one end at a time in a lateral subquery, as the
     flows do, measured faster on a warm warehouse but slower in the
     benchmark's runs (a first build's weekly check 8.4 -> 18.5 s, a normal
-    week's 2.9 -> 5.5 s): the join's parallel scan reads the rows just
-    written more cheaply than one index scan per end.
+    week's 2.9 -> 5.5 s), most likely because in a run the rows were just
+    written and the join's parallel scan pays for their first read in three
+    processes (not verified).
 -#}
 {% macro revenue_concentration(period, period_ends, history, running=none, seen=none) -%}
     with
