@@ -74,10 +74,11 @@
         {%- set stored_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list if execute else [] -%}
         {%- set missing_columns = (['settings_key'] + required_columns) | reject('in', stored_columns) | list -%}
         {%- set column = period_end_column -%}
-        {%- set loaded_through = '(select coalesce(max(loaded_through), 0) from ' ~ this ~ ')' -%}
         {%- if records_seen -%}
             {%- set seen = stage_history_seen(this) -%}
-            {%- set loaded_through = '(select greatest(' ~ loaded_through ~ ', (select max(loaded_through) from ' ~ seen ~ ')))' -%}
+            {%- set loaded_through = '(select ' ~ stage_history_seen_through(this) ~ ')' -%}
+        {%- else -%}
+            {%- set loaded_through = '(select coalesce(max(loaded_through), 0) from ' ~ this ~ ')' -%}
         {%- endif -%}
         {%- set log = order_step_redo_log(order_steps) if order_steps is not none else none -%}
         {%- set judged_period_ends -%}

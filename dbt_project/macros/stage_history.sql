@@ -180,12 +180,8 @@
 
 
 {% macro stages_to_date_seen(monthly, weekly) -%}
-    {#- refs unaliased: under `dbt run --empty` each is an already aliased subquery -#}
     least(
-        greatest(
-            (select coalesce(max(loaded_through), 0) from {{ monthly }}),
-            (select max(loaded_through) from {{ stage_history_seen(monthly) }})
-        ),
+        {{ stage_history_seen_through(monthly) }},
         (select coalesce(max(loaded_through), 0) from {{ weekly }})
     )
 {%- endmacro %}

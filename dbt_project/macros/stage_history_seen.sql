@@ -31,3 +31,15 @@
     insert into {{ seen }} (loaded_through)
     select coalesce(max(loaded_through), 0) from {{ order_steps }}
 {%- endmacro %}
+
+
+{#- what `history` has been brought up to date with: the higher of its rows'
+    loaded_through and its __seen record (read by its own pre-hook and, through
+    stages_to_date_seen, by its readers); refs unaliased, as under `dbt run
+    --empty` each is an already aliased subquery -#}
+{% macro stage_history_seen_through(history) -%}
+    greatest(
+        (select coalesce(max(loaded_through), 0) from {{ history }}),
+        (select max(loaded_through) from {{ stage_history_seen(history) }})
+    )
+{%- endmacro %}
