@@ -411,15 +411,24 @@ def _land_typed(
     from psycopg import errors as pg_errors
 
     key, version = entity.key, entity.version_column
-    col_defs = ", ".join([f"{c.name} {c.sql_type}" for c in entity.columns] + [f"{x} text" for x in extra])
+    col_defs = ", ".join(
+        [f"{c.name} {c.sql_type}{' not null' if c.name == key else ''}" for c in entity.columns]
+        + [f"{x} text" for x in extra]
+    )
     # no _row / _source_file columns here: nothing of this path is quarantined, and a
-    # per-row default costs as much as parsing a column
-    conn.execute(f"create unlogged table {table} ({col_defs})")
+    # per-row default costs as much as parsing a column.
+    # Logged, like every table a batch is kept in between its land and publish tasks: a
+    # server crash in between cannot empty it (crash recovery truncates an unlogged
+    # table, and publish would then record the files as loaded with none of their rows),
+    # and an empty raw table can adopt it whole (``_adopt_as_raw``). Scratch tables that
+    # live within one task stay unlogged. The two-session COPY into a logged table
+    # measured as fast as into an unlogged one (2M orders, 1.08 s against 1.01 s).
+    conn.execute(f"create table {table} ({col_defs})")
     conn.commit()  # visible to the parallel COPY sessions; an abandoned attempt is dropped
     _session_settings(conn)
     try:
         counts = _copy_typed(conn, table, plans)
-    except pg_errors.DataError as exc:
+    except (pg_errors.DataError, pg_errors.NotNullViolation) as exc:
         _abandon(conn, table)
         log.info(
             "%s: a value does not parse (%s); checking the batch row by row",
@@ -452,11 +461,12 @@ def _land_typed(
         return None
 
     repeats = 0
-    # One version per key. A unique index is the cheapest way to learn there is none to
-    # merge (one parallel sort); only when it fails are the repeated keys looked at.
+    # One version per key. The batch's primary key is the cheapest way to learn there is
+    # none to merge (one parallel sort); only when it fails are the repeated keys looked
+    # at. It stays: it is what the gate relies on for uniqueness, and what raw adopts.
     conn.execute("savepoint typed_unique")
     try:
-        conn.execute(f"create unique index on {table} ({key})")
+        conn.execute(f"alter table {table} add primary key ({key})")
     except pg_errors.UniqueViolation:
         conn.execute("rollback to savepoint typed_unique")
         # Repeats at the same version must be identical (checked next), so which of
@@ -486,6 +496,7 @@ def _land_typed(
             f"delete from {table} t using _repeated r where t.ctid = r.at and r.n > 1"
         ).rowcount
         conn.execute("drop table _repeated")
+        conn.execute(f"alter table {table} add primary key ({key})")
 
     conn.execute(f"alter table {table} add column _extra jsonb")
     if extra:  # kept, not lost: folded into _extra like on the text path
@@ -494,7 +505,7 @@ def _land_typed(
     conn.execute(f"alter table {table} rename to {table.split('.', 1)[1]}_typed")
     known = ", ".join(f"{c} text" for c in entity.column_names)
     conn.execute(
-        f"""create unlogged table {table}_rejected
+        f"""create table {table}_rejected
             ({known}, _extra jsonb, _reason text, _source_file text, _line_number bigint)"""
     )
     return counts, repeats
@@ -511,7 +522,7 @@ def _session_settings(conn: psycopg.Connection) -> None:
 
 
 def _abandon(conn: psycopg.Connection, table: str) -> None:
-    """Give up the typed attempt: its (committed, unlogged) table goes, nothing else."""
+    """Give up the typed attempt: its (committed) table goes, nothing else."""
     conn.rollback()
     conn.execute(f"drop table if exists {table}")
     _session_settings(conn)
@@ -700,7 +711,7 @@ def _split(
     header_offset = 2  # 1-based line numbers of a CSV with a header row
     extra_json = _extra_json(extra)
     conn.execute(
-        f"""create unlogged table {table}_rejected as
+        f"""create table {table}_rejected as
             select {", ".join(known)}, {extra_json} as _extra, _reason, _source_file,
                    _row - _first + {header_offset} as _line_number
             from {table}_checked x
@@ -717,11 +728,12 @@ def _split(
     )
     order = f"{entity.key}, {version} desc nulls last, _row desc"
     conn.execute(
-        f"""create unlogged table {table}_typed as
+        f"""create table {table}_typed as
             select distinct on ({entity.key}) {casts}, {extra_json} as _extra
             from {table}_checked where _reason is null
             order by {order}"""
     )
+    conn.execute(f"alter table {table}_typed add primary key ({entity.key})")
     conn.execute(f"drop table {table}_checked")
 
 
@@ -811,7 +823,7 @@ def publish_batch(conn: psycopg.Connection, batch_id: int) -> dict[str, int]:
         "update ops.load_batches set status = 'published', finished_at = clock_timestamp() where batch_id = %s",
         (batch_id,),
     )
-    conn.execute(f"drop table {table}_typed, {table}_rejected")
+    conn.execute(f"drop table if exists {table}_typed, {table}_rejected")  # _typed may be raw now
     conn.commit()
     log.info(
         "%s batch %d published: %d of %d rows read changed raw.%s, %d quarantined",
@@ -847,6 +859,9 @@ def _merge_into_raw(
     of a bulk merge's primary-key rebuild).
     """
     raw = f"raw.{entity.name}"
+    adopted = _adopt_as_raw(conn, entity, typed, batch_id)
+    if adopted is not None:
+        return adopted
     cols = entity.column_names
     col_list = ", ".join(cols)
     conn.execute(f"lock table {raw} in share row exclusive mode")
@@ -887,6 +902,115 @@ def _merge_into_raw(
         conn.execute(raw_batch_index_ddl(entity))
         conn.execute(f"analyze {raw}")
     return changed
+
+
+def _adopt_as_raw(conn: psycopg.Connection, entity: Entity, typed: str, batch_id: int) -> int | None:
+    """Make the batch table itself ``raw.<entity>`` when raw is empty (the first load);
+    returns the rows it holds, or None when raw must be merged into the usual way.
+
+    Merging a first load copies every row a second time and then sorts them for the
+    primary key, while the batch table already holds the same rows in the same types
+    under a primary key on the same column. Adopting it costs the two bookkeeping
+    columns (constant defaults: no rewrite), raw's other indexes (built from their own
+    definitions) and an ``analyze``. It is done only when nothing would notice the swap:
+    raw is empty and has the shape ``ddl.raw_table_ddl`` gives it, nothing depends on it
+    (no view, foreign key or function: a view refers to a table, not to its name), and
+    it has no grants, triggers, policies, rules, comments or inheritance. Otherwise the
+    reason is logged and the batch is merged.
+    """
+    raw = f"raw.{entity.name}"
+    why_not = _not_adoptable(conn, raw, typed)
+    if why_not is None:
+        conn.execute(f"lock table {raw} in access exclusive mode")
+        why_not = _not_adoptable(conn, raw, typed)  # again, now that nobody can write to it
+    if why_not is not None:
+        log.info("%s: merging batch %d into %s (%s)", entity.name, batch_id, raw, why_not)
+        return None
+    primary_key = scalar(
+        conn, "select conname from pg_constraint where conrelid = %s::regclass and contype = 'p'", (raw,)
+    )
+    batch_key = scalar(
+        conn, "select conname from pg_constraint where conrelid = %s::regclass and contype = 'p'", (typed,)
+    )
+    indexes = [
+        row[0]
+        for row in conn.execute(
+            "select pg_get_indexdef(indexrelid) from pg_index where indrelid = %s::regclass and not indisprimary",
+            (raw,),
+        )
+    ]
+    conn.execute(
+        f"""alter table {typed}
+            add column _batch_id bigint not null default {int(batch_id)},
+            add column _loaded_at timestamptz not null default now()"""
+    )
+    conn.execute(
+        f"alter table {typed} alter column _batch_id drop default, alter column _loaded_at drop default"
+    )
+    conn.execute(f"drop table {raw}")
+    conn.execute(f"alter table {typed} set schema raw")
+    conn.execute(f"alter table raw.{typed.split('.', 1)[1]} rename to {entity.name}")
+    if primary_key and primary_key != batch_key:
+        conn.execute(f"alter table {raw} rename constraint {batch_key} to {primary_key}")
+    for definition in indexes:
+        conn.execute(definition)
+    conn.execute(f"analyze {raw}")
+    rows: int = scalar(conn, f"select count(*) from {raw}")
+    log.info(
+        "%s: raw.%s was empty and adopted batch %d whole (%d rows)", entity.name, entity.name, batch_id, rows
+    )
+    return rows
+
+
+def _not_adoptable(conn: psycopg.Connection, raw: str, typed: str) -> str | None:
+    """Why ``typed`` cannot simply become ``raw`` (see ``_adopt_as_raw``), or None."""
+    shape = """select coalesce(array_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+                                         || case when a.attnotnull then ' not null' else '' end
+                                         order by a.attnum), '{}')
+               from pg_attribute a where a.attrelid = %s::regclass and a.attnum > 0 and not a.attisdropped"""
+    adopted_shape = [*scalar(conn, shape, (typed,)), "_batch_id bigint not null"]
+    adopted_shape.append("_loaded_at timestamp with time zone not null")
+    if scalar(conn, shape, (raw,)) != adopted_shape:
+        return "its columns differ from the batch's"
+    if scalar(conn, f"select exists (select from {raw})"):
+        return "it holds rows"
+    row = conn.execute(
+        """select c.relpersistence, c.relkind, c.relacl is not null, c.relhastriggers, c.relrowsecurity,
+                  c.relhasrules, c.relhassubclass or c.relispartition
+                         or exists (select from pg_inherits where inhrelid = c.oid),
+                  exists (select from pg_depend d
+                          where d.refclassid = 'pg_class'::regclass and d.refobjid = c.oid and d.deptype = 'n')
+                  or exists (select from pg_depend d
+                             where d.refclassid = 'pg_type'::regclass and d.refobjid = c.reltype
+                               and d.deptype = 'n'),
+                  exists (select from pg_description where objoid = c.oid and classoid = 'pg_class'::regclass),
+                  c.reltablespace <> (select reltablespace from pg_class where oid = %s::regclass),
+                  exists (select from pg_constraint where conrelid = c.oid and contype not in ('p', 'n')),
+                  (select relpersistence from pg_class where oid = %s::regclass)
+           from pg_class c where c.oid = %s::regclass""",
+        (typed, typed, raw),
+    ).fetchone()
+    assert row is not None
+    reasons = [
+        "it is not a plain logged table" if (row[0], row[1]) != ("p", "r") else None,
+        "it has grants" if row[2] else None,
+        "it has triggers" if row[3] else None,
+        "it has row security" if row[4] else None,
+        "it has rules" if row[5] else None,
+        "it is part of an inheritance or partitioning tree" if row[6] else None,
+        "objects depend on it" if row[7] else None,
+        "it has comments" if row[8] else None,
+        "it lives in another tablespace" if row[9] else None,
+        "it has constraints beyond its primary key" if row[10] else None,
+        "the batch table is not logged" if row[11] != "p" else None,
+    ]
+    if not scalar(
+        conn,
+        "select exists (select from pg_constraint where conrelid = %s::regclass and contype = 'p')",
+        (typed,),
+    ):
+        reasons.append("the batch table has no primary key")
+    return next((r for r in reasons if r), None)
 
 
 def reject_batch(conn: psycopg.Connection, batch_id: int, error: str) -> None:

@@ -270,3 +270,124 @@ def test_one_bad_value_sends_the_whole_batch_down_the_checked_path(warehouse_db,
     assert batch is not None and batch.path == "text"
     assert _rows("select order_id from raw.orders") == [("O1",)]
     assert _rows("select order_id, _line_number from quarantine.orders") == [("O2", 3)]
+
+
+def _definition(table: str) -> dict[str, list[tuple]]:
+    """What a user would compare of two tables: columns, constraints and indexes, by name."""
+    schema, name = table.split(".")
+    with warehouse.connect() as conn:
+        return {
+            "columns": conn.execute(
+                """select attname, format_type(atttypid, atttypmod), attnotnull from pg_attribute
+                   where attrelid = %s::regclass and attnum > 0 and not attisdropped order by attnum""",
+                (table,),
+            ).fetchall(),
+            "constraints": conn.execute(
+                """select conname, pg_get_constraintdef(oid) from pg_constraint
+                   where conrelid = %s::regclass and contype <> 'n' order by 1""",
+                (table,),
+            ).fetchall(),
+            "indexes": conn.execute(
+                "select indexname, indexdef from pg_indexes where schemaname = %s and tablename = %s order by 1",
+                (schema, name),
+            ).fetchall(),
+            "persistence_and_acl": conn.execute(
+                "select relpersistence, relacl::text from pg_class where oid = %s::regclass", (table,)
+            ).fetchall(),
+        }
+
+
+@pytest.mark.parametrize("bad_row", [False, True], ids=["typed-path", "text-path"])
+def test_the_first_load_into_an_empty_raw_table_adopts_the_batch_and_later_ones_merge(
+    warehouse_db, tmp_path, caplog, bad_row
+):
+    """The first batch becomes raw.orders itself instead of being copied into it; raw
+    must come out exactly as bootstrapped (columns, primary key, batch and BRIN indexes,
+    logged, no grants), and the next batch must merge into it as into any raw table."""
+    bootstrapped = _definition("raw.orders")
+    landing = tmp_path / "landing"
+    lines = [
+        HEADER,
+        "O1,C1,2026-11-16T10:00:00+00:00,completed,10.50,EUR,2026-11-16T10:00:00+00:00",
+        "O2,C2,2026-11-16T11:00:00+00:00,completed,20,EUR,2026-11-16T11:00:00+00:00",
+        "O3,C3,2026-11-16T12:00:00+00:00,cancelled,5,EUR,2026-11-16T12:00:00+00:00",
+    ]
+    _write(landing, "orders_2026-11-16.csv", lines + (["O9,C1,soon,completed,1,EUR,soon"] if bad_row else []))
+    with warehouse.connect() as conn:
+        first = loading.land_files(conn, "orders", landing, DAY, NEXT)
+        assert first is not None and first.path == ("text" if bad_row else "typed")
+        # kept between the land and publish tasks in logged tables: a crash cannot empty them
+        assert conn.execute(
+            "select relname, relpersistence from pg_class where relname like %s and relkind = 'r' order by 1",
+            (f"orders_b{first.batch_id}%",),
+        ).fetchall() == [
+            (f"orders_b{first.batch_id}_rejected", "p"),
+            (f"orders_b{first.batch_id}_typed", "p"),
+        ]
+        with caplog.at_level("INFO", logger="retention_pipeline.loading"):
+            assert loading.publish_batch(conn, first.batch_id) == {"merged": 3, "quarantined": int(bad_row)}
+    assert f"raw.orders was empty and adopted batch {first.batch_id} whole (3 rows)" in caplog.text
+    assert _definition("raw.orders") == bootstrapped
+    assert _rows("select order_id, status, amount, _batch_id from raw.orders order by 1") == [
+        ("O1", "completed", 10.5, first.batch_id),
+        ("O2", "completed", 20, first.batch_id),
+        ("O3", "cancelled", 5, first.batch_id),
+    ]
+    assert _rows("select count(*) from raw.orders where _loaded_at is null") == [(0,)]
+    assert _rows(f"select tablename from pg_tables where tablename like 'orders_b{first.batch_id}%'") == []
+
+    # the next day: a refund of O2 and a new order, merged into the adopted table
+    _write(
+        landing,
+        "orders_2026-11-17.csv",
+        [
+            HEADER,
+            "O2,C2,2026-11-16T11:00:00+00:00,refunded,20,EUR,2026-11-17T09:00:00+00:00",
+            "O4,C4,2026-11-17T10:00:00+00:00,completed,7,EUR,2026-11-17T10:00:00+00:00",
+        ],
+    )
+    caplog.clear()
+    with caplog.at_level("INFO", logger="retention_pipeline.loading"):
+        second = _land_and_publish(landing, end=datetime(2026, 11, 18, tzinfo=UTC))
+    assert second is not None
+    assert "merging batch" in caplog.text and "(it holds rows)" in caplog.text
+    assert _rows("select order_id, status, _batch_id from raw.orders order by 1") == [
+        ("O1", "completed", first.batch_id),
+        ("O2", "refunded", second.batch_id),
+        ("O3", "cancelled", first.batch_id),
+        ("O4", "completed", second.batch_id),
+    ]
+    assert _definition("raw.orders") == bootstrapped
+
+
+@pytest.mark.parametrize(
+    ("setup", "reason"),
+    [
+        ("create view public.my_orders as select order_id, amount from raw.orders", "objects depend on it"),
+        ("grant select on raw.orders to public", "it has grants"),
+        ("comment on table raw.orders is 'ours'", "it has comments"),
+    ],
+    ids=["view", "grant", "comment"],
+)
+def test_an_empty_raw_table_someone_built_on_is_merged_into_not_replaced(
+    warehouse_db, tmp_path, caplog, setup, reason
+):
+    """A view refers to the table, not its name, and grants and comments belong to the
+    table: replacing it would break or drop them, so the first batch is merged."""
+    with warehouse.connect() as conn:
+        conn.execute(setup)
+        conn.commit()
+    before = _definition("raw.orders")
+    landing = tmp_path / "landing"
+    _write(
+        landing,
+        "orders_2026-11-16.csv",
+        [HEADER, "O1,C1,2026-11-16T10:00:00+00:00,completed,10.50,EUR,2026-11-16T10:00:00+00:00"],
+    )
+    with caplog.at_level("INFO", logger="retention_pipeline.loading"):
+        assert _land_and_publish(landing) is not None
+    assert "merging batch" in caplog.text and f"({reason})" in caplog.text
+    assert _definition("raw.orders") == before
+    assert _rows("select order_id from raw.orders") == [("O1",)]
+    if "view" in setup:
+        assert _rows("select order_id, amount from public.my_orders") == [("O1", 10.5)]
