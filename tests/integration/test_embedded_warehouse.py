@@ -1,0 +1,45 @@
+"""The embedded warehouse's own settings (it is what `make demo` and the benchmark run on)."""
+
+from __future__ import annotations
+
+import pytest
+
+from retention_pipeline import warehouse
+from retention_pipeline.config import get_settings
+
+pytestmark = pytest.mark.integration
+
+
+def _settings_of(address: warehouse.WarehouseAddress) -> dict[str, str]:
+    import psycopg
+
+    with psycopg.connect(**address.libpq_kwargs()) as conn:  # type: ignore[arg-type]
+        return dict(
+            conn.execute(  # type: ignore[arg-type]
+                "select name, current_setting(name) from pg_settings where name = any(%s)",
+                (list(warehouse.EMBEDDED_SETTINGS),),
+            ).fetchall()
+        )
+
+
+def test_the_embedded_warehouse_runs_with_batch_wal_settings_and_keeps_a_users_own(tmp_path, monkeypatch):
+    """A new embedded warehouse gets the WAL settings a batch load needs (not the
+    defaults that set off a checkpoint every gigabyte); a value someone set with ALTER
+    SYSTEM survives a restart. This starts a server of its own: the embedded one is what
+    is under test, whichever server the other tests use."""
+    monkeypatch.setenv("RETENTION_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("RETENTION_WAREHOUSE_URL", raising=False)
+    settings = get_settings()
+    try:
+        address = warehouse.start_embedded(settings)
+        assert _settings_of(address) == {"max_wal_size": "8GB", "checkpoint_timeout": "30min"}
+
+        import psycopg
+
+        with psycopg.connect(**address.libpq_kwargs(), autocommit=True) as conn:  # type: ignore[arg-type]
+            conn.execute("alter system set max_wal_size = '2GB'")
+        assert warehouse.stop_embedded(settings)
+        address = warehouse.start_embedded(settings)
+        assert _settings_of(address) == {"max_wal_size": "2GB", "checkpoint_timeout": "30min"}
+    finally:
+        warehouse.stop_embedded(settings)
