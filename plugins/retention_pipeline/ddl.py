@@ -38,18 +38,22 @@ def raw_batch_index_ddl(entity: Entity) -> str:
     return f"create index if not exists {raw_batch_index_name(entity)} on raw.{entity.name} (_batch_id)"
 
 
+def raw_order_time_index_name() -> str:
+    return f"orders__{ENTITIES['orders'].event_column}_brin"
+
+
 def raw_order_time_index_ddl() -> str:
     """The index the weekly source check finds the newest order before the week's end by
     (weekly_tasks.check_sources): it asks for orders within the allowed lag before the
     week's end, which without an index is a scan of every order each week. BRIN, not a
     btree: orders arrive roughly in time order, so each range of pages spans a narrow
-    time range; the index is a few pages, a load only extends its last range, and the
-    bulk history load needs no rebuild (a btree on 10M timestamps would cost every load
-    its upkeep). Ranges not summarized yet (the newest pages) are always read, so the
+    time range; the index is a few pages, a load only extends its last range, and a
+    backfill's bulk merge needs no rebuild (a btree on 10M timestamps would cost every
+    load its upkeep; the first load builds it in one scan). Ranges not summarized yet (the newest pages) are always read, so the
     answer is exact either way; autosummarize lets autovacuum summarize them."""
     column = ENTITIES["orders"].event_column
     return (
-        f"create index if not exists orders__{column}_brin on raw.orders "
+        f"create index if not exists {raw_order_time_index_name()} on raw.orders "
         f"using brin ({column}) with (autosummarize = on)"
     )
 
@@ -186,12 +190,20 @@ create table if not exists ops.outreach_assignments (
 )
 
 
+def _unless_present(index: str, ddl: str) -> str:
+    """``ddl`` run only when the index is missing. ``create index if not exists`` locks the
+    table before it finds the index already there, and every task bootstraps: right
+    after a large load, when autovacuum is at work on that table, the lock waited
+    deadlock_timeout (1 s) for autovacuum to be cancelled, in each task."""
+    return f"do $$ begin if to_regclass('{index}') is null then execute $ddl${ddl}$ddl$; end if; end $$"
+
+
 def bootstrap_statements() -> list[str]:
     stmts = [f"create schema if not exists {s}" for s in SCHEMAS]
     for entity in ENTITIES.values():
         stmts.append(raw_table_ddl(entity))
-        stmts.append(raw_batch_index_ddl(entity))
+        stmts.append(_unless_present(f"raw.{raw_batch_index_name(entity)}", raw_batch_index_ddl(entity)))
         stmts.append(quarantine_table_ddl(entity))
-    stmts.append(raw_order_time_index_ddl())
+    stmts.append(_unless_present(f"raw.{raw_order_time_index_name()}", raw_order_time_index_ddl()))
     stmts.extend(OPS_DDL)
     return stmts

@@ -45,6 +45,10 @@ SUPPORTED_SUFFIXES = (".csv", ".jsonl", ".parquet", ".xlsx")
 # interval leaves it for later, so a backfill sees what it would have seen back then.
 _FILE_DATE = re.compile(r"_(\d{4}-\d{2}-\d{2})\.[a-z]+$")
 _COPY_CHUNK = 1 << 20
+# A batch's tables live for one load: autovacuum has nothing to do there, and when it
+# starts on one anyway (10M inserted rows invite it), the next DDL on the table (the
+# publish, a drop) waits deadlock_timeout (1 s) before autovacuum is cancelled.
+_BATCH = "with (autovacuum_enabled = false)"
 
 
 class BatchRejected(RuntimeError):
@@ -374,7 +378,7 @@ def _land_text(
     rule checks then decide, row by row, what is typed and what is quarantined."""
     col_defs = ", ".join(f"{c} text" for c in entity.column_names + extra)
     conn.execute(
-        f"create unlogged table {table} ({col_defs}, _parse_error text, _source_file text, _row bigserial)"
+        f"create unlogged table {table} ({col_defs}, _parse_error text, _source_file text, _row bigserial) {_BATCH}"
     )
     counts: dict[str, int] = {}
     for path, _digest, columns in plans:
@@ -423,7 +427,7 @@ def _land_typed(
     # and an empty raw table can adopt it whole (``_adopt_as_raw``). Scratch tables that
     # live within one task stay unlogged. The two-session COPY into a logged table
     # measured as fast as into an unlogged one (2M orders, 1.08 s against 1.01 s).
-    conn.execute(f"create table {table} ({col_defs})")
+    conn.execute(f"create table {table} ({col_defs}) {_BATCH}")
     conn.commit()  # visible to the parallel COPY sessions; an abandoned attempt is dropped
     _session_settings(conn)
     try:
@@ -506,7 +510,7 @@ def _land_typed(
     known = ", ".join(f"{c} text" for c in entity.column_names)
     conn.execute(
         f"""create table {table}_rejected
-            ({known}, _extra jsonb, _reason text, _source_file text, _line_number bigint)"""
+            ({known}, _extra jsonb, _reason text, _source_file text, _line_number bigint) {_BATCH}"""
     )
     return counts, repeats
 
@@ -685,7 +689,7 @@ def _split(
         else "null::timestamptz"
     )
     conn.execute(
-        f"""create unlogged table {table}_checked as
+        f"""create unlogged table {table}_checked {_BATCH} as
             select t.*, {reason} as _reason from {table} t"""
     )
     # Two different rows for one key at the same version: nobody can tell which is right.
@@ -711,7 +715,7 @@ def _split(
     header_offset = 2  # 1-based line numbers of a CSV with a header row
     extra_json = _extra_json(extra)
     conn.execute(
-        f"""create table {table}_rejected as
+        f"""create table {table}_rejected {_BATCH} as
             select {", ".join(known)}, {extra_json} as _extra, _reason, _source_file,
                    _row - _first + {header_offset} as _line_number
             from {table}_checked x
@@ -728,7 +732,7 @@ def _split(
     )
     order = f"{entity.key}, {version} desc nulls last, _row desc"
     conn.execute(
-        f"""create table {table}_typed as
+        f"""create table {table}_typed {_BATCH} as
             select distinct on ({entity.key}) {casts}, {extra_json} as _extra
             from {table}_checked where _reason is null
             order by {order}"""
@@ -932,6 +936,9 @@ def _adopt_as_raw(conn: psycopg.Connection, entity: Entity, typed: str, batch_id
     batch_key = scalar(
         conn, "select conname from pg_constraint where conrelid = %s::regclass and contype = 'p'", (typed,)
     )
+    reloptions: list[str] | None = scalar(
+        conn, "select reloptions from pg_class where oid = %s::regclass", (raw,)
+    )
     indexes = [
         row[0]
         for row in conn.execute(
@@ -945,8 +952,11 @@ def _adopt_as_raw(conn: psycopg.Connection, entity: Entity, typed: str, batch_id
             add column _loaded_at timestamptz not null default now()"""
     )
     conn.execute(
-        f"alter table {typed} alter column _batch_id drop default, alter column _loaded_at drop default"
+        f"alter table {typed} alter column _batch_id drop default, alter column _loaded_at drop default,"
+        " reset (autovacuum_enabled)"
     )
+    if reloptions:  # raw's own storage settings (a fillfactor, autovacuum thresholds) stay
+        conn.execute(f"alter table {typed} set ({', '.join(reloptions)})")
     conn.execute(f"drop table {raw}")
     conn.execute(f"alter table {typed} set schema raw")
     conn.execute(f"alter table raw.{typed.split('.', 1)[1]} rename to {entity.name}")

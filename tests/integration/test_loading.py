@@ -291,8 +291,9 @@ def _definition(table: str) -> dict[str, list[tuple]]:
                 "select indexname, indexdef from pg_indexes where schemaname = %s and tablename = %s order by 1",
                 (schema, name),
             ).fetchall(),
-            "persistence_and_acl": conn.execute(
-                "select relpersistence, relacl::text from pg_class where oid = %s::regclass", (table,)
+            "persistence_acl_options": conn.execute(
+                "select relpersistence, relacl::text, reloptions from pg_class where oid = %s::regclass",
+                (table,),
             ).fetchall(),
         }
 
