@@ -198,7 +198,6 @@ def child(method: str, csv_path: Path, traced: bool) -> None:
 
 def _database(admin_url: str | None) -> tuple[str, Any]:
     import psycopg
-    from psycopg import sql
 
     from retention_pipeline import warehouse
 
@@ -206,7 +205,7 @@ def _database(admin_url: str | None) -> tuple[str, Any]:
     name = f"retention_bench_{uuid.uuid4().hex[:8]}"
     admin = {**address.libpq_kwargs(), "dbname": "postgres"}
     with psycopg.connect(**admin, autocommit=True) as conn:  # type: ignore[arg-type]
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+        warehouse.create_database(conn, name)
     return name, address.__class__(**{**address.__dict__, "database": name})
 
 

@@ -103,7 +103,7 @@ def warehouse_db(
     name = f"rt_test_{uuid.uuid4().hex[:10]}"
     admin = {**server_address.libpq_kwargs(), "dbname": "postgres"}
     with psycopg.connect(**admin, autocommit=True) as conn:  # type: ignore[arg-type]
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+        warehouse.create_database(conn, name)
     address = WarehouseAddress(
         host=server_address.host,
         port=server_address.port,

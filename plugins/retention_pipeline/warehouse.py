@@ -208,13 +208,33 @@ def stop_embedded(settings: Settings | None = None) -> bool:
 
 def _ensure_database(address: WarehouseAddress) -> None:
     import psycopg
-    from psycopg import sql
 
     admin = {**address.libpq_kwargs(), "dbname": "postgres"}
     with psycopg.connect(**admin, autocommit=True) as conn:  # type: ignore[arg-type]
         exists = conn.execute("select 1 from pg_database where datname = %s", (address.database,)).fetchone()
         if not exists:
-            conn.execute(sql.SQL("create database {}").format(sql.Identifier(address.database)))
+            create_database(conn, address.database)
+
+
+def create_database(conn: psycopg.Connection, name: str) -> None:
+    """Create a warehouse database (the embedded one, the tests' and the benchmark's).
+
+    On PostgreSQL 17 and later it gets the builtin provider's ``C.UTF-8`` collation:
+    text sorts by code point, as under the C library's ``C.UTF-8`` it would otherwise
+    inherit, but PostgreSQL knows that order is plain byte order, so it compares with
+    ``memcmp`` and abbreviated keys instead of calling the C library for each pair.
+    Every primary key on a text id and every sort or distinct count on one gets cheaper.
+    Measured on the benchmark's kept warehouse, 10M orders: the primary key on
+    ``order_id`` 5.83 -> 2.42 s, ``count(distinct customer_id)`` 6.59 -> 2.99 s, the
+    landing rules' pass (``btrim``, ``lower``) 2.55 -> 1.18 s. A database created
+    before keeps its collation (dump and restore into a new one to change it).
+    """
+    from psycopg import sql
+
+    statement = sql.SQL("create database {}").format(sql.Identifier(name))
+    if int(conn.execute("show server_version_num").fetchone()[0]) >= 170000:  # type: ignore[index]
+        statement += sql.SQL(" template template0 locale_provider builtin builtin_locale 'C.UTF-8'")
+    conn.execute(statement)
 
 
 # --- connections -----------------------------------------------------------------------

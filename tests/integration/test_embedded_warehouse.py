@@ -36,6 +36,17 @@ def test_the_embedded_warehouse_runs_with_batch_wal_settings_and_keeps_a_users_o
 
         import psycopg
 
+        # text sorts by code point through the builtin provider, which PostgreSQL can
+        # compare byte by byte (warehouse.create_database)
+        with psycopg.connect(**address.libpq_kwargs()) as conn:  # type: ignore[arg-type]
+            assert conn.execute(
+                "select datlocprovider, datlocale from pg_database where datname = current_database()"
+            ).fetchone() == ("b", "C.UTF-8")
+            words = ["b", "B", "a", "Ä", "é", "Z", "ä", "_", "1"]
+            assert [
+                r[0] for r in conn.execute("select w from unnest(%s::text[]) w order by w", (words,))
+            ] == sorted(words)  # Python's order of str is code point order
+
         with psycopg.connect(**address.libpq_kwargs(), autocommit=True) as conn:  # type: ignore[arg-type]
             conn.execute("alter system set max_wal_size = '2GB'")
         assert warehouse.stop_embedded(settings)
