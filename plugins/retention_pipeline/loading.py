@@ -918,9 +918,10 @@ def _adopt_as_raw(conn: psycopg.Connection, entity: Entity, typed: str, batch_id
     columns (constant defaults: no rewrite), raw's other indexes (built from their own
     definitions) and an ``analyze``. It is done only when nothing would notice the swap:
     raw is empty and has the shape ``ddl.raw_table_ddl`` gives it, nothing depends on it
-    (no view, foreign key or function: a view refers to a table, not to its name), and
-    it has no grants, triggers, policies, rules, comments or inheritance. Otherwise the
-    reason is logged and the batch is merged.
+    (no view, foreign key or function: a view refers to a table, not to its name), the
+    loading role owns it, and it has no grants, triggers, policies, rules, comments,
+    inheritance, publications or extended statistics. Otherwise the reason is logged
+    and the batch is merged.
     """
     raw = f"raw.{entity.name}"
     why_not = _not_adoptable(conn, raw, typed)
@@ -975,11 +976,13 @@ def _adopt_as_raw(conn: psycopg.Connection, entity: Entity, typed: str, batch_id
 def _not_adoptable(conn: psycopg.Connection, raw: str, typed: str) -> str | None:
     """Why ``typed`` cannot simply become ``raw`` (see ``_adopt_as_raw``), or None."""
     shape = """select coalesce(array_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+                                         || ' collation ' || a.attcollation
                                          || case when a.attnotnull then ' not null' else '' end
+                                         || case when a.atthasdef then ' default' else '' end
                                          order by a.attnum), '{}')
                from pg_attribute a where a.attrelid = %s::regclass and a.attnum > 0 and not a.attisdropped"""
-    adopted_shape = [*scalar(conn, shape, (typed,)), "_batch_id bigint not null"]
-    adopted_shape.append("_loaded_at timestamp with time zone not null")
+    adopted_shape = [*scalar(conn, shape, (typed,)), "_batch_id bigint collation 0 not null"]
+    adopted_shape.append("_loaded_at timestamp with time zone collation 0 not null")
     if scalar(conn, shape, (raw,)) != adopted_shape:
         return "its columns differ from the batch's"
     if scalar(conn, f"select exists (select from {raw})"):
@@ -996,9 +999,13 @@ def _not_adoptable(conn: psycopg.Connection, raw: str, typed: str) -> str | None
                   exists (select from pg_description where objoid = c.oid and classoid = 'pg_class'::regclass),
                   c.reltablespace <> (select reltablespace from pg_class where oid = %s::regclass),
                   exists (select from pg_constraint where conrelid = c.oid and contype not in ('p', 'n')),
-                  (select relpersistence from pg_class where oid = %s::regclass)
+                  (select relpersistence from pg_class where oid = %s::regclass),
+                  c.relowner <> (select relowner from pg_class where oid = %s::regclass),
+                  exists (select from pg_publication_rel where prrelid = c.oid)
+                  or exists (select from pg_publication where puballtables),
+                  exists (select from pg_statistic_ext where stxrelid = c.oid)
            from pg_class c where c.oid = %s::regclass""",
-        (typed, typed, raw),
+        (typed, typed, typed, raw),
     ).fetchone()
     assert row is not None
     reasons = [
@@ -1013,6 +1020,9 @@ def _not_adoptable(conn: psycopg.Connection, raw: str, typed: str) -> str | None
         "it lives in another tablespace" if row[9] else None,
         "it has constraints beyond its primary key" if row[10] else None,
         "the batch table is not logged" if row[11] != "p" else None,
+        "another role owns it" if row[12] else None,
+        "it is published for replication" if row[13] else None,
+        "it has extended statistics" if row[14] else None,
     ]
     if not scalar(
         conn,

@@ -367,8 +367,16 @@ def test_the_first_load_into_an_empty_raw_table_adopts_the_batch_and_later_ones_
         ("create view public.my_orders as select order_id, amount from raw.orders", "objects depend on it"),
         ("grant select on raw.orders to public", "it has grants"),
         ("comment on table raw.orders is 'ours'", "it has comments"),
+        (
+            "create statistics raw.orders_mcv (mcv) on customer_id, status from raw.orders",
+            "it has extended statistics",
+        ),
+        (
+            "alter table raw.orders alter column currency set default 'EUR'",
+            "its columns differ from the batch's",
+        ),
     ],
-    ids=["view", "grant", "comment"],
+    ids=["view", "grant", "comment", "statistics", "default"],
 )
 def test_an_empty_raw_table_someone_built_on_is_merged_into_not_replaced(
     warehouse_db, tmp_path, caplog, setup, reason
