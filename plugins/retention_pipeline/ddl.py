@@ -49,8 +49,9 @@ def raw_order_time_index_ddl() -> str:
     btree: orders arrive roughly in time order, so each range of pages spans a narrow
     time range; the index is a few pages, a load only extends its last range, and a
     backfill's bulk merge needs no rebuild (a btree on 10M timestamps would cost every
-    load its upkeep; the first load builds it in one scan). Ranges not summarized yet (the newest pages) are always read, so the
-    answer is exact either way; autosummarize lets autovacuum summarize them."""
+    load its upkeep; the first load builds it in one scan). Ranges not summarized yet
+    (the newest pages) are always read, so the answer is exact either way;
+    autosummarize lets autovacuum summarize them."""
     column = ENTITIES["orders"].event_column
     return (
         f"create index if not exists {raw_order_time_index_name()} on raw.orders "
