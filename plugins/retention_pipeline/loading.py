@@ -874,9 +874,7 @@ def _merge_into_raw(
     primary_key = None
     bulk = batch_rows >= BULK_MERGE_MIN_ROWS and batch_rows > raw_rows
     if bulk:
-        primary_key = scalar(
-            conn, f"select conname from pg_constraint where conrelid = '{raw}'::regclass and contype = 'p'"
-        )
+        primary_key = _primary_key(conn, raw)
         if primary_key:
             conn.execute(f"alter table {raw} drop constraint {primary_key}")
         conn.execute(f"drop index if exists raw.{raw_batch_index_name(entity)}")
@@ -931,12 +929,7 @@ def _adopt_as_raw(conn: psycopg.Connection, entity: Entity, typed: str, batch_id
     if why_not is not None:
         log.info("%s: merging batch %d into %s (%s)", entity.name, batch_id, raw, why_not)
         return None
-    primary_key = scalar(
-        conn, "select conname from pg_constraint where conrelid = %s::regclass and contype = 'p'", (raw,)
-    )
-    batch_key = scalar(
-        conn, "select conname from pg_constraint where conrelid = %s::regclass and contype = 'p'", (typed,)
-    )
+    primary_key, batch_key = _primary_key(conn, raw), _primary_key(conn, typed)
     reloptions: list[str] | None = scalar(
         conn, "select reloptions from pg_class where oid = %s::regclass", (raw,)
     )
@@ -987,50 +980,47 @@ def _not_adoptable(conn: psycopg.Connection, raw: str, typed: str) -> str | None
         return "its columns differ from the batch's"
     if scalar(conn, f"select exists (select from {raw})"):
         return "it holds rows"
-    row = conn.execute(
-        """select c.relpersistence, c.relkind, c.relacl is not null, c.relhastriggers, c.relrowsecurity,
-                  c.relhasrules, c.relhassubclass or c.relispartition
-                         or exists (select from pg_inherits where inhrelid = c.oid),
-                  exists (select from pg_depend d
-                          where d.refclassid = 'pg_class'::regclass and d.refobjid = c.oid and d.deptype = 'n')
-                  or exists (select from pg_depend d
-                             where d.refclassid = 'pg_type'::regclass and d.refobjid = c.reltype
-                               and d.deptype = 'n'),
-                  exists (select from pg_description where objoid = c.oid and classoid = 'pg_class'::regclass),
-                  c.reltablespace <> (select reltablespace from pg_class where oid = %s::regclass),
-                  exists (select from pg_constraint where conrelid = c.oid and contype not in ('p', 'n')),
-                  (select relpersistence from pg_class where oid = %s::regclass),
-                  c.relowner <> (select relowner from pg_class where oid = %s::regclass),
-                  exists (select from pg_publication_rel where prrelid = c.oid)
-                  or exists (select from pg_publication where puballtables),
-                  exists (select from pg_statistic_ext where stxrelid = c.oid)
-           from pg_class c where c.oid = %s::regclass""",
-        (typed, typed, typed, raw),
+    # each reason and the condition of it, over raw (c) and the batch table (b)
+    reasons = {
+        "it is not a plain logged table": "(c.relpersistence, c.relkind) <> ('p', 'r')",
+        "it has grants": "c.relacl is not null",
+        "it has triggers": "c.relhastriggers",
+        "it has row security": "c.relrowsecurity",
+        "it has rules": "c.relhasrules",
+        "it is part of an inheritance or partitioning tree": """c.relhassubclass or c.relispartition
+            or exists (select from pg_inherits where inhrelid = c.oid)""",
+        "objects depend on it": """exists (select from pg_depend d where d.refclassid = 'pg_class'::regclass
+                                           and d.refobjid = c.oid and d.deptype = 'n')
+            or exists (select from pg_depend d where d.refclassid = 'pg_type'::regclass
+                       and d.refobjid = c.reltype and d.deptype = 'n')""",
+        "it has comments": "exists (select from pg_description where objoid = c.oid and classoid = 'pg_class'::regclass)",
+        "it lives in another tablespace": "c.reltablespace <> b.reltablespace",
+        "it has constraints beyond its primary key": """exists (select from pg_constraint
+                                                              where conrelid = c.oid and contype not in ('p', 'n'))""",
+        "the batch table is not logged": "b.relpersistence <> 'p'",
+        "another role owns it": "c.relowner <> b.relowner",
+        "it is published for replication": """exists (select from pg_publication_rel where prrelid = c.oid)
+            or exists (select from pg_publication where puballtables)""",
+        "it has extended statistics": "exists (select from pg_statistic_ext where stxrelid = c.oid)",
+    }
+    found = conn.execute(
+        f"""select {", ".join(f"coalesce({condition}, false)" for condition in reasons.values())}
+            from pg_class c, pg_class b where c.oid = %s::regclass and b.oid = %s::regclass""",
+        (raw, typed),
     ).fetchone()
-    assert row is not None
-    reasons = [
-        "it is not a plain logged table" if (row[0], row[1]) != ("p", "r") else None,
-        "it has grants" if row[2] else None,
-        "it has triggers" if row[3] else None,
-        "it has row security" if row[4] else None,
-        "it has rules" if row[5] else None,
-        "it is part of an inheritance or partitioning tree" if row[6] else None,
-        "objects depend on it" if row[7] else None,
-        "it has comments" if row[8] else None,
-        "it lives in another tablespace" if row[9] else None,
-        "it has constraints beyond its primary key" if row[10] else None,
-        "the batch table is not logged" if row[11] != "p" else None,
-        "another role owns it" if row[12] else None,
-        "it is published for replication" if row[13] else None,
-        "it has extended statistics" if row[14] else None,
-    ]
-    if not scalar(
-        conn,
-        "select exists (select from pg_constraint where conrelid = %s::regclass and contype = 'p')",
-        (typed,),
-    ):
-        reasons.append("the batch table has no primary key")
-    return next((r for r in reasons if r), None)
+    assert found is not None
+    first = next((reason for reason, holds in zip(reasons, found, strict=True) if holds), None)
+    if first is None and _primary_key(conn, typed) is None:
+        return "the batch table has no primary key"
+    return first
+
+
+def _primary_key(conn: psycopg.Connection, table: str) -> str | None:
+    """The name of ``table``'s primary key constraint, if it has one."""
+    name: str | None = scalar(
+        conn, "select conname from pg_constraint where conrelid = %s::regclass and contype = 'p'", (table,)
+    )
+    return name
 
 
 def reject_batch(conn: psycopg.Connection, batch_id: int, error: str) -> None:
