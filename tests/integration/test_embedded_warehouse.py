@@ -22,9 +22,9 @@ def _settings_of(address: warehouse.WarehouseAddress) -> dict[str, str]:
         )
 
 
-def test_the_embedded_warehouse_runs_with_batch_wal_settings_and_keeps_a_users_own(tmp_path, monkeypatch):
+def test_the_embedded_warehouse_runs_with_batch_settings_and_keeps_a_users_own(tmp_path, monkeypatch):
     """A new embedded warehouse gets the WAL settings a batch load needs (not the
-    defaults that set off a checkpoint every gigabyte); a value someone set with ALTER
+    defaults that set off a checkpoint every gigabyte) and an SSD's random page cost; a value someone set with ALTER
     SYSTEM survives a restart. This starts a server of its own: the embedded one is what
     is under test, whichever server the other tests use."""
     monkeypatch.setenv("RETENTION_HOME", str(tmp_path / "home"))
@@ -32,7 +32,11 @@ def test_the_embedded_warehouse_runs_with_batch_wal_settings_and_keeps_a_users_o
     settings = get_settings()
     try:
         address = warehouse.start_embedded(settings)
-        assert _settings_of(address) == {"max_wal_size": "8GB", "checkpoint_timeout": "30min"}
+        assert _settings_of(address) == {
+            "max_wal_size": "8GB",
+            "checkpoint_timeout": "30min",
+            "random_page_cost": "1.1",
+        }
 
         import psycopg
 
@@ -51,6 +55,10 @@ def test_the_embedded_warehouse_runs_with_batch_wal_settings_and_keeps_a_users_o
             conn.execute("alter system set max_wal_size = '2GB'")
         assert warehouse.stop_embedded(settings)
         address = warehouse.start_embedded(settings)
-        assert _settings_of(address) == {"max_wal_size": "2GB", "checkpoint_timeout": "30min"}
+        assert _settings_of(address) == {
+            "max_wal_size": "2GB",
+            "checkpoint_timeout": "30min",
+            "random_page_cost": "1.1",
+        }
     finally:
         warehouse.stop_embedded(settings)
