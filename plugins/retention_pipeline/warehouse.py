@@ -153,24 +153,27 @@ def start_embedded(settings: Settings | None = None) -> WarehouseAddress:
 
 
 # What the embedded warehouse runs with instead of PostgreSQL's defaults, for a batch
-# workload that writes gigabytes at a time (the initial load, a full build of the marts).
-# At the defaults (1GB, 5min) the 10M-order history's COPY alone set off four
-# checkpoints, and every page written before one pays a full-page image in the WAL when
-# it is next touched, even by a read that only sets hint bits (PostgreSQL 18 enables
-# data checksums by default). Measured on the benchmark's kept warehouse (10M orders: a
-# two-session COPY, the landing rules' pass, the primary key): 18.5 s and 2.3 GB of WAL
-# at the defaults, 14.4 s and 0.95 GB with these. The price is up to this much WAL on
-# disk between checkpoints and a longer crash recovery, which a local warehouse can
-# afford.
-# random_page_cost 1.1 instead of 4 (a spinning disk's ratio of a random to a sequential
-# read): the warehouse's data directory is on the machine's own disk, an SSD today, and
-# the histories are stored in period order, so one period end's rows are a few
-# neighbouring pages of a 20M-row table. At 4 the planner read the whole weekly and
-# monthly stage histories to count one week end and one month end (the incremental
-# week's 80/20 check at 10M orders: 10.0 s by sequential scans, 2.7 s by their unique
+# workload on the machine's own disk. A setting someone set with ALTER SYSTEM (as this
+# does) is kept.
+#
+# max_wal_size, checkpoint_timeout: it writes gigabytes at a time (the initial load, a
+# full build of the marts). At the defaults (1GB, 5min) the 10M-order history's COPY
+# alone set off four checkpoints, and every page written before one pays a full-page
+# image in the WAL when it is next touched, even by a read that only sets hint bits
+# (PostgreSQL 18 enables data checksums by default). Measured on the benchmark's kept
+# warehouse (10M orders: a two-session COPY, the landing rules' pass, the primary key):
+# 18.5 s and 2.3 GB of WAL at the defaults, 14.4 s and 0.95 GB with these. The price is
+# up to this much WAL on disk between checkpoints and a longer crash recovery, which a
+# local warehouse can afford.
+#
+# random_page_cost 1.1 instead of 4 (a spinning disk's price of a random read against a
+# sequential one): the data directory is on the machine's own disk, an SSD today, and
+# the stage histories are stored in period order, so one period end's rows are
+# contiguous pages of a 20M-row table. At 4 the planner scanned the whole weekly and
+# monthly histories to count one week end and one month end (the incremental week's
+# 80/20 check at 10M orders: 10.0 s by sequential scans, 2.7 s by their unique
 # indexes). The price: a first build reading twelve of thirteen week ends does it by
 # index in one process instead of by a parallel scan (22.7 -> 26.6 s).
-# A setting someone set with ALTER SYSTEM (as this does) is kept.
 EMBEDDED_SETTINGS = {"max_wal_size": "8GB", "checkpoint_timeout": "30min", "random_page_cost": "1.1"}
 
 
