@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from retention_pipeline import warehouse
@@ -22,7 +24,7 @@ def _settings_of(address: warehouse.WarehouseAddress) -> dict[str, str]:
         )
 
 
-def test_the_embedded_warehouse_runs_with_batch_settings_and_keeps_a_users_own(tmp_path, monkeypatch):
+def test_the_embedded_warehouse_runs_with_batch_settings_and_keeps_a_users_own(tmp_path, monkeypatch, caplog):
     """A new embedded warehouse gets the WAL settings a batch load needs (not the
     defaults that set off a checkpoint every gigabyte) and an SSD's random page cost; a
     value someone set with ALTER SYSTEM survives a restart. This starts a server of its own: the embedded one is what
@@ -32,13 +34,30 @@ def test_the_embedded_warehouse_runs_with_batch_settings_and_keeps_a_users_own(t
     settings = get_settings()
     try:
         address = warehouse.start_embedded(settings)
+        # wal_level takes a restart, which the first start did itself
         assert _settings_of(address) == {
             "max_wal_size": "8GB",
             "checkpoint_timeout": "30min",
             "random_page_cost": "1.1",
+            "wal_level": "minimal",
+            "max_wal_senders": "0",
         }
 
         import psycopg
+
+        # what wal_level minimal is for: a table dbt builds with `create table as` is
+        # written without WAL (synced at commit instead)
+        with psycopg.connect(**address.libpq_kwargs()) as conn:  # type: ignore[arg-type]
+            before = conn.execute("select pg_current_wal_insert_lsn()").fetchone()[0]  # type: ignore[index]
+            conn.execute(
+                "create table built as select g as id, md5(g::text) as name from generate_series(1, 200000) g"
+            )
+            conn.commit()
+            wal, size = conn.execute(  # type: ignore[misc]
+                "select pg_current_wal_insert_lsn() - %s::pg_lsn, pg_relation_size('built')", (before,)
+            ).fetchone()
+            assert size > 10_000_000
+            assert wal < size / 20
 
         # text sorts by code point through the builtin provider, which PostgreSQL can
         # compare byte by byte (warehouse.create_database)
@@ -53,12 +72,27 @@ def test_the_embedded_warehouse_runs_with_batch_settings_and_keeps_a_users_own(t
 
         with psycopg.connect(**address.libpq_kwargs(), autocommit=True) as conn:  # type: ignore[arg-type]
             conn.execute("alter system set max_wal_size = '2GB'")
+            conn.execute("alter system set wal_level = 'replica'")  # e.g. to stream a replica
         assert warehouse.stop_embedded(settings)
         address = warehouse.start_embedded(settings)
         assert _settings_of(address) == {
             "max_wal_size": "2GB",
             "checkpoint_timeout": "30min",
             "random_page_cost": "1.1",
+            "wal_level": "replica",
+            "max_wal_senders": "0",
         }
+        # a start that finds the server running (a pipeline may be using it) does not
+        # restart it for a setting that needs one: it says so, and the next start applies it
+        with psycopg.connect(**address.libpq_kwargs(), autocommit=True) as conn:  # type: ignore[arg-type]
+            conn.execute("alter system reset wal_level")
+            conn.execute("alter system reset max_wal_senders")
+        with caplog.at_level(logging.WARNING, logger="retention_pipeline.warehouse"):
+            assert warehouse.start_embedded(settings) == address
+        assert "until it is restarted" in caplog.text
+        assert _settings_of(address)["wal_level"] == "replica"
+        assert warehouse.stop_embedded(settings)
+        address = warehouse.start_embedded(settings)
+        assert _settings_of(address)["wal_level"] == "minimal"
     finally:
         warehouse.stop_embedded(settings)
