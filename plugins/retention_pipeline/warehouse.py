@@ -191,8 +191,9 @@ def start_embedded(settings: Settings | None = None) -> WarehouseAddress:
 # emptied in the same transaction is written without WAL and synced at commit. That is
 # every table dbt builds with `create table as` (dim_customers, the RFM scores, the
 # week's status rows, the call list...). A `create table as` of 1.8M generated rows in
-# dim_customers' 34 columns (510 MB): 6.9-8.1 s logged, 1.8-2.8 s like this, commit included. The price: no streaming replica and no
-# archive of the embedded warehouse (production runs on a server of its own, by URL).
+# dim_customers' 34 columns (510 MB): 6.9-8.1 s logged, 1.8-2.8 s like this, commit
+# included. The price: no streaming replica and no archive of the embedded warehouse
+# (production runs on a server of its own, by URL).
 # The server must restart for it: a start that finds the server running leaves it for
 # the next start, and it is not set where the server archives or summarizes WAL, or
 # where someone chose a WAL level or senders with ALTER SYSTEM.
@@ -225,7 +226,8 @@ def _tune_embedded(address: WarehouseAddress) -> bool:
             )
         }
         wal_kept = conn.execute(
-            "select current_setting('archive_mode') <> 'off' or current_setting('summarize_wal')::boolean"
+            """select current_setting('archive_mode') <> 'off'
+                   or coalesce(current_setting('summarize_wal', true), 'off')::boolean"""
         ).fetchone()
         if not set(_WAL_LEVEL_GROUP) <= untouched or (wal_kept and wal_kept[0]):
             untouched -= set(_WAL_LEVEL_GROUP)
