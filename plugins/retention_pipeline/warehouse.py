@@ -225,11 +225,12 @@ def _tune_embedded(address: WarehouseAddress) -> bool:
                 "select name from pg_file_settings where sourcefile like '%postgresql.auto.conf'"
             )
         }
-        wal_kept = conn.execute(
+        wal_kept = scalar(
+            conn,
             """select current_setting('archive_mode') <> 'off'
-                   or coalesce(current_setting('summarize_wal', true), 'off')::boolean"""
-        ).fetchone()
-        if not set(_WAL_LEVEL_GROUP) <= untouched or (wal_kept and wal_kept[0]):
+                   or coalesce(current_setting('summarize_wal', true), 'off')::boolean""",
+        )
+        if wal_kept or not set(_WAL_LEVEL_GROUP) <= untouched:
             untouched -= set(_WAL_LEVEL_GROUP)
         for name in sorted(untouched):
             conn.execute(
@@ -242,12 +243,14 @@ def _tune_embedded(address: WarehouseAddress) -> bool:
         # the ones just set that only a restart applies, and any an earlier start set
         # while the server was in use (pending_restart: this session started after
         # that reload; the reload just sent may not have reached it yet)
-        pending = conn.execute(
-            """select count(*) from pg_settings where name = any(%s)
-               and (pending_restart or (name = any(%s) and context = 'postmaster'))""",
-            (list(EMBEDDED_SETTINGS), sorted(untouched)),
-        ).fetchone()
-        return bool(pending and pending[0])
+        return bool(
+            scalar(
+                conn,
+                """select exists (select from pg_settings where name = any(%s)
+                   and (pending_restart or (name = any(%s) and context = 'postmaster')))""",
+                (list(EMBEDDED_SETTINGS), sorted(untouched)),
+            )
+        )
 
 
 def stop_embedded(settings: Settings | None = None) -> bool:

@@ -26,9 +26,10 @@ def _settings_of(address: warehouse.WarehouseAddress) -> dict[str, str]:
 
 def test_the_embedded_warehouse_runs_with_batch_settings_and_keeps_a_users_own(tmp_path, monkeypatch, caplog):
     """A new embedded warehouse gets the WAL settings a batch load needs (not the
-    defaults that set off a checkpoint every gigabyte) and an SSD's random page cost; a
-    value someone set with ALTER SYSTEM survives a restart. This starts a server of its own: the embedded one is what
-    is under test, whichever server the other tests use."""
+    defaults that set off a checkpoint every gigabyte), wal_level minimal and an SSD's
+    random page cost; a value someone set with ALTER SYSTEM survives a restart. This
+    starts a server of its own: the embedded one is what is under test, whichever
+    server the other tests use."""
     monkeypatch.setenv("RETENTION_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("RETENTION_WAREHOUSE_URL", raising=False)
     settings = get_settings()
