@@ -202,12 +202,12 @@ def _create_without_checksums(server: Any) -> None:
 # full build of the marts). At the defaults (1GB, 5min) the 10M-order history's COPY
 # alone set off four checkpoints, and every page written before one pays a full-page
 # image in the WAL when it is next touched, even by a read that only sets hint bits
-# (PostgreSQL 18 enables data checksums by default; a warehouse created since
-# _create_without_checksums has them off, one created before keeps them). Measured on the benchmark's kept
-# warehouse (10M orders: a two-session COPY, the landing rules' pass, the primary key):
-# 18.5 s and 2.3 GB of WAL at the defaults, 14.4 s and 0.95 GB with these. The price is
-# up to this much WAL on disk between checkpoints and a longer crash recovery, which a
-# local warehouse can afford.
+# (with data checksums, which PostgreSQL 18 enables: a warehouse created since
+# _create_without_checksums has them off, one created before keeps them). Measured on
+# the benchmark's kept warehouse (10M orders: a two-session COPY, the landing rules'
+# pass, the primary key): 18.5 s and 2.3 GB of WAL at the defaults, 14.4 s and 0.95 GB
+# with these. The price is up to this much WAL on disk between checkpoints and a longer
+# crash recovery, which a local warehouse can afford.
 #
 # random_page_cost 1.1 instead of 4 (a spinning disk's price of a random read against a
 # sequential one): the data directory is on the machine's own disk, an SSD today, and

