@@ -15,7 +15,7 @@ import os
 import shutil
 import socket
 import tempfile
-import uuid
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -94,15 +94,24 @@ def server_address() -> Iterator[WarehouseAddress]:
 def warehouse_db(
     server_address: WarehouseAddress, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[WarehouseAddress]:
-    """A fresh, empty database; RETENTION_WAREHOUSE_URL points the code at it."""
+    """A fresh, empty database; RETENTION_WAREHOUSE_URL points the code at it.
+
+    Each test process reuses one name (its pid and host; dropped after each test, and
+    before, in case a killed run left it): dbt's partial parse is valid only for the
+    connection it was written with, so a new name per test made every test's first dbt
+    call parse the whole project again (dbt_config.kept_partial_parse keeps one file
+    per connection and vars).
+    """
     import psycopg
     from psycopg import sql
 
     from retention_pipeline import warehouse
 
-    name = f"rt_test_{uuid.uuid4().hex[:10]}"
+    name = f"rt_test_{os.getpid()}_{zlib.crc32(socket.gethostname().encode()):08x}"
     admin = {**server_address.libpq_kwargs(), "dbname": "postgres"}
+    drop = sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
     with psycopg.connect(**admin, autocommit=True) as conn:  # type: ignore[arg-type]
+        conn.execute(drop)
         warehouse.create_database(conn, name)
     address = WarehouseAddress(
         host=server_address.host,
@@ -118,7 +127,7 @@ def warehouse_db(
     warehouse.bootstrap()
     yield address
     with psycopg.connect(**admin, autocommit=True) as conn:  # type: ignore[arg-type]
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        conn.execute(drop)
 
 
 class JsonReceiver:

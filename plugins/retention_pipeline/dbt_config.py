@@ -8,10 +8,14 @@ known only at run time, never has to be written anywhere.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +134,61 @@ def run_dbt(args: list[str], *, vars_: dict[str, Any] | None = None) -> None:
             }
         )
     cmd = [dbt_executable(), *dbt_cli_args(args, vars_=vars_)]
-    subprocess.run(cmd, check=True, env=env, cwd=settings.dbt_project_dir)
+    with kept_partial_parse(settings.dbt_project_dir / "target", env, cmd):
+        subprocess.run(cmd, check=True, env=env, cwd=settings.dbt_project_dir)
+
+
+# What dbt compares before it reuses target/partial_parse.msgpack: the profile's
+# connection (profiles.yml takes it from these) and the --vars, --target and --profile
+# of the invocation (dbt's own vars_hash). Any difference and dbt parses the whole project.
+_CONNECTION_ENV = ("RETENTION_DBT_HOST", "RETENTION_DBT_PORT", "RETENTION_DBT_USER", "RETENTION_DBT_DBNAME")
+_STATE_FLAGS = ("--vars", "--target", "-t", "--profile")
+
+
+def partial_parse_key(env: Mapping[str, str], args: Sequence[str] = ()) -> str:
+    """The name of the kept partial-parse file for one connection and one set of vars."""
+    state: list[str] = [env.get(name, "") for name in _CONNECTION_ENV]
+    for i, arg in enumerate(args):
+        flag, _, inline = arg.partition("=")
+        if flag in _STATE_FLAGS:
+            state += [flag, inline or (args[i + 1] if i + 1 < len(args) else "")]
+    return hashlib.sha256(json.dumps(state).encode()).hexdigest()[:16]
+
+
+@contextmanager
+def kept_partial_parse(
+    target: Path, env: Mapping[str, str], args: Sequence[str] = (), *, seed: Path | None = None
+) -> Iterator[None]:
+    """Give one dbt invocation writing to ``target`` the partial-parse file of its
+    connection and vars, and keep the file it leaves for the next one like it.
+
+    dbt keeps a single target/partial_parse.msgpack and throws it away when the vars or
+    the connection differ from the last invocation's: a full parse, ~3 s on this project
+    (a small build's models take less). Alternating weeks (as_of) or warehouses, as a
+    hand backfill, the weekly freshness check after a build, or the test suite do, paid
+    that every time. Each pair keeps its own copy under the project's
+    target/partial_parse/; dbt still checks every file's hash against it, so a copy
+    older than an edit costs a parse of what changed, not a wrong manifest. A project
+    folder that cannot be written (an image's) only loses the reuse (``seed`` is then
+    the starting point, as before).
+    """
+    live = target / "partial_parse.msgpack"
+    kept_dir = get_settings().dbt_project_dir / "target" / "partial_parse"
+    kept = kept_dir / f"{partial_parse_key(env, args)}.msgpack"
+    start = kept if kept.exists() else seed
+    if start is not None and start != live and start.exists():
+        shutil.copy2(start, live)
+    try:
+        yield
+    finally:
+        if live.exists():
+            try:
+                kept_dir.mkdir(parents=True, exist_ok=True)
+                writing = kept.with_name(f"{kept.name}.{os.getpid()}")
+                shutil.copy2(live, writing)
+                os.replace(writing, kept)  # another process reading it sees a whole file
+            except OSError:
+                pass
 
 
 def ensure_manifest(force: bool = False) -> Path:

@@ -108,36 +108,37 @@ def source_freshness(interval_end: datetime) -> list[str]:
     week ended. dbt is run only to find the newest load per source; its own wall-clock
     verdict is ignored. Returns the errors; warnings are logged.
     """
-    import shutil
     import tempfile
     from pathlib import Path
 
     import dbt.cli.main
 
     from retention_pipeline import dbt_process
-    from retention_pipeline.dbt_config import export_dbt_env
+    from retention_pipeline.dbt_config import export_dbt_env, kept_partial_parse
 
     settings = get_settings()
-    export_dbt_env()
+    env = export_dbt_env()
     dbt_process.prepare()
     project = str(settings.dbt_project_dir)
-    with tempfile.TemporaryDirectory(prefix="retention-freshness-") as target:
-        # seeded with the project's partial-parse file (dbt-parse writes it, with no vars,
-        # as this call has): from an empty target dbt parses the whole project, ~3 s
-        saved = settings.dbt_project_dir / "target" / "partial_parse.msgpack"
-        if saved.exists():
-            shutil.copy2(saved, Path(target) / saved.name)
-        # --no-write-json: the results are read from the invocation, not from sources.json
-        args = [
-            "--no-write-json",
-            "source",
-            "freshness",
-            "--quiet",
-            "--project-dir",
-            project,
-            "--profiles-dir",
-            project,
-        ]
+    # --no-write-json: the results are read from the invocation, not from sources.json
+    args = [
+        "--no-write-json",
+        "source",
+        "freshness",
+        "--quiet",
+        "--project-dir",
+        project,
+        "--profiles-dir",
+        project,
+    ]
+    # from an empty target dbt parses the whole project, ~3 s: the partial-parse file of
+    # the last check on this warehouse, else the project's (dbt-parse writes it with no
+    # vars, as this call has, but maybe for another connection)
+    project_state = settings.dbt_project_dir / "target" / "partial_parse.msgpack"
+    with (
+        tempfile.TemporaryDirectory(prefix="retention-freshness-") as target,
+        kept_partial_parse(Path(target), env, args, seed=project_state),
+    ):
         outcome = dbt.cli.main.dbtRunner().invoke([*args, "--target-path", target])
     results = getattr(outcome.result, "results", None)
     if results is None:

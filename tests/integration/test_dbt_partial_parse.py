@@ -1,0 +1,64 @@
+"""dbt parses the whole project again whenever the vars or the connection differ from its
+last invocation's. The pipeline keeps one partial-parse file per connection and vars
+(dbt_config.kept_partial_parse), so going back to a week already run, or the freshness
+check after a build, reuses its own file instead of parsing every file again.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from retention_pipeline.config import get_settings
+from retention_pipeline.dbt_config import export_dbt_env, partial_parse_key, run_dbt
+from retention_pipeline.weekly_tasks import source_freshness
+
+pytestmark = pytest.mark.integration
+
+# vars no other test passes: each pair's first parse here is a whole one
+W46 = {"as_of": "2026-11-16T00:00:00+00:00", "asked_by": "test_dbt_partial_parse"}
+W47 = {"as_of": "2026-11-23T00:00:00+00:00", "asked_by": "test_dbt_partial_parse"}
+
+
+def kept_dir():
+    return get_settings().dbt_project_dir / "target" / "partial_parse"
+
+
+def _files_parsed(vars_: dict[str, str] | None = None) -> int:
+    """Run `dbt parse` through run_dbt; how many of the project's files dbt parsed."""
+    run_dbt(["parse", "--quiet"], vars_=vars_)
+    perf = json.loads((get_settings().dbt_project_dir / "target" / "perf_info.json").read_text())
+    assert perf["path_count"] > 100
+    return int(perf["parsed_path_count"])
+
+
+def test_going_back_to_earlier_vars_or_connection_parses_no_file_again(warehouse_db):
+    # the first time each pair is seen, dbt parses everything (the project's file was
+    # written for other vars)
+    assert _files_parsed(W46) > 100
+    assert _files_parsed(W47) > 100
+    # back to either week: dbt's own single file was W47's, the kept W46 one is put back
+    assert _files_parsed(W46) == 0
+    assert _files_parsed(W47) == 0
+    # the freshness check (no vars, its own temporary target, started from the project's
+    # file, now W47's) keeps the file that a vars-less run_dbt on this connection reuses
+    vars_less = kept_dir() / f"{partial_parse_key(export_dbt_env())}.msgpack"
+    vars_less.unlink(missing_ok=True)
+    source_freshness(datetime(2026, 11, 23, tzinfo=UTC))
+    assert vars_less.exists()
+    assert _files_parsed() == 0
+    assert _files_parsed(W46) == 0
+
+
+def test_the_key_is_the_connection_and_the_vars_target_and_profile_flags():
+    env = {"RETENTION_DBT_HOST": "/run/pg", "RETENTION_DBT_PORT": "5432", "RETENTION_DBT_DBNAME": "a"}
+    plain = partial_parse_key(env, ["build", "--project-dir", "/p"])
+    assert plain == partial_parse_key(env, ["parse", "--target-path", "/tmp/t"])
+    assert plain != partial_parse_key({**env, "RETENTION_DBT_DBNAME": "b"}, ["build"])
+    week = partial_parse_key(env, ["build", "--vars", json.dumps(W46)])
+    assert week != plain
+    assert week == partial_parse_key(env, [f"--vars={json.dumps(W46)}", "run"])
+    assert week != partial_parse_key(env, ["build", "--vars", json.dumps(W47)])
+    assert plain != partial_parse_key(env, ["build", "--target", "prod"])
