@@ -53,6 +53,9 @@ def _isolate_process() -> None:
     os.environ["AIRFLOW__COSMOS__CACHE_DIR"] = str(scratch / "cosmos")
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
     os.environ["AIRFLOW__COSMOS__ENABLE_TELEMETRY"] = "False"
+    # dbt's debug-level logs/dbt.log would go into the snapshot, deleted at exit unread:
+    # ~10% of each `dbt build`'s CPU
+    os.environ["DBT_LOG_LEVEL_FILE"] = "none"
 
 
 _isolate_process()

@@ -33,7 +33,10 @@ TARGET_NAME = "warehouse"
 # no provider installed here), and writing them was the largest part of each task's fixed
 # cost: the 48 dbt tasks of a weekly run spent ~40 s outside dbt's own node timings.
 # `retention dbt` and dbt-parse write the artifacts as usual (docs, the BI exposure list).
-DBT_TASK_GLOBAL_FLAGS = ["--no-write-json"]
+# For the same reason no logs/dbt.log: it is written, at debug level, into the copy and
+# deleted with it (the task log gets dbt's console output, which this leaves alone); a
+# whole `dbt build` of the project spends ~10% of its CPU writing it (9.4 -> 8.4 s).
+DBT_TASK_GLOBAL_FLAGS = ["--no-write-json", "--log-level-file", "none"]
 
 
 def manifest_path() -> Path:

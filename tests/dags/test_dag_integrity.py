@@ -69,10 +69,11 @@ def test_the_weekly_dag_gates_before_anything_leaves(dagbag):
         assert "check_sources" in dag.get_task(t).get_flat_relative_ids(upstream=True)
 
 
-def test_the_weekly_dbt_tasks_skip_dbt_s_json_artifacts(dagbag):
+def test_the_weekly_dbt_tasks_skip_dbt_s_json_artifacts_and_log_file(dagbag):
     """Each dbt task runs in a throw-away copy of the project: writing the manifest
     twice and run_results.json there was most of a task's fixed cost (README,
-    Performance), so every dbt task passes --no-write-json ahead of its subcommand."""
+    Performance), so every dbt task passes --no-write-json ahead of its subcommand, and
+    no debug log file that would be deleted with the copy."""
     dag = dagbag.dags.get("retention_weekly")
     dbt_tasks = [dag.get_task(t) for t in dag.task_ids if t.startswith("dbt.")]
     assert len(dbt_tasks) > 40
@@ -81,6 +82,8 @@ def test_the_weekly_dbt_tasks_skip_dbt_s_json_artifacts(dagbag):
         assert "--no-write-json" in command, task.task_id
         subcommand = next(i for i, part in enumerate(command) if part in ("build", "test", "run", "seed"))
         assert command.index("--no-write-json") < subcommand, command
+        level = command.index("--log-level-file")
+        assert command[level + 1] == "none" and level < subcommand, command
 
 
 def test_dag_files_import_nothing_heavy_at_parse_time():
