@@ -148,14 +148,15 @@ _CONNECTION_ENV = ("RETENTION_DBT_HOST", "RETENTION_DBT_PORT", "RETENTION_DBT_US
 _STATE_FLAGS = ("--vars", "--target", "-t", "--profile")
 
 
-def partial_parse_key(env: Mapping[str, str], args: Sequence[str] = ()) -> str:
-    """The name of the kept partial-parse file for one connection and one set of vars."""
+def kept_partial_parse_file(env: Mapping[str, str], args: Sequence[str] = ()) -> Path:
+    """Where the partial-parse file of one connection and one set of vars is kept."""
     state: list[str] = [env.get(name, "") for name in _CONNECTION_ENV]
     for i, arg in enumerate(args):
         flag, _, inline = arg.partition("=")
         if flag in _STATE_FLAGS:
             state += [flag, inline or (args[i + 1] if i + 1 < len(args) else "")]
-    return hashlib.sha256(json.dumps(state).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps(state).encode()).hexdigest()[:16]
+    return get_settings().dbt_project_dir / "target" / "partial_parse" / f"{key}.msgpack"
 
 
 @contextmanager
@@ -176,8 +177,7 @@ def kept_partial_parse(
     the starting point, as before).
     """
     live = target / "partial_parse.msgpack"
-    kept_dir = get_settings().dbt_project_dir / "target" / "partial_parse"
-    kept = kept_dir / f"{partial_parse_key(env, args)}.msgpack"
+    kept = kept_partial_parse_file(env, args)
     start = kept if kept.exists() else seed
     if start is not None and start != live and start.exists():
         shutil.copy2(start, live)
@@ -186,7 +186,7 @@ def kept_partial_parse(
     finally:
         if live.exists():
             try:
-                kept_dir.mkdir(parents=True, exist_ok=True)
+                kept.parent.mkdir(parents=True, exist_ok=True)
                 writing = kept.with_name(f"{kept.name}.{os.getpid()}")
                 shutil.copy2(live, writing)
                 os.replace(writing, kept)  # another process reading it sees a whole file

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from retention_pipeline.config import get_settings
-from retention_pipeline.dbt_config import export_dbt_env, partial_parse_key, run_dbt
+from retention_pipeline.dbt_config import export_dbt_env, kept_partial_parse_file, run_dbt
 from retention_pipeline.weekly_tasks import source_freshness
 
 pytestmark = pytest.mark.integration
@@ -20,10 +20,6 @@ pytestmark = pytest.mark.integration
 # vars no other test passes: each pair's first parse here is a whole one
 W46 = {"as_of": "2026-11-16T00:00:00+00:00", "asked_by": "test_dbt_partial_parse"}
 W47 = {"as_of": "2026-11-23T00:00:00+00:00", "asked_by": "test_dbt_partial_parse"}
-
-
-def _kept_dir():
-    return get_settings().dbt_project_dir / "target" / "partial_parse"
 
 
 def _files_parsed(vars_: dict[str, str] | None = None) -> int:
@@ -43,20 +39,20 @@ def test_going_back_to_earlier_vars_parses_no_file_again_and_the_freshness_check
     assert _files_parsed(W46) == 0
     # the freshness check (no vars, its own temporary target, started from the project's
     # file, now W46's) keeps the file that a vars-less run_dbt on this connection reuses
-    vars_less = _kept_dir() / f"{partial_parse_key(export_dbt_env())}.msgpack"
+    vars_less = kept_partial_parse_file(export_dbt_env())
     vars_less.unlink(missing_ok=True)
     source_freshness(datetime(2026, 11, 23, tzinfo=UTC))
     assert vars_less.exists()
     assert _files_parsed() == 0
 
 
-def test_the_key_is_the_connection_and_the_vars_target_and_profile_flags():
+def test_the_kept_file_is_chosen_by_the_connection_and_the_vars_target_and_profile_flags():
     env = {"RETENTION_DBT_HOST": "/run/pg", "RETENTION_DBT_PORT": "5432", "RETENTION_DBT_DBNAME": "a"}
-    plain = partial_parse_key(env, ["build", "--project-dir", "/p"])
-    assert plain == partial_parse_key(env, ["parse", "--target-path", "/tmp/t"])
-    assert plain != partial_parse_key({**env, "RETENTION_DBT_DBNAME": "b"}, ["build"])
-    week = partial_parse_key(env, ["build", "--vars", json.dumps(W46)])
+    plain = kept_partial_parse_file(env, ["build", "--project-dir", "/p"])
+    assert plain == kept_partial_parse_file(env, ["parse", "--target-path", "/tmp/t"])
+    assert plain != kept_partial_parse_file({**env, "RETENTION_DBT_DBNAME": "b"}, ["build"])
+    week = kept_partial_parse_file(env, ["build", "--vars", json.dumps(W46)])
     assert week != plain
-    assert week == partial_parse_key(env, [f"--vars={json.dumps(W46)}", "run"])
-    assert week != partial_parse_key(env, ["build", "--vars", json.dumps(W47)])
-    assert plain != partial_parse_key(env, ["build", "--target", "prod"])
+    assert week == kept_partial_parse_file(env, [f"--vars={json.dumps(W46)}", "run"])
+    assert week != kept_partial_parse_file(env, ["build", "--vars", json.dumps(W47)])
+    assert plain != kept_partial_parse_file(env, ["build", "--target", "prod"])
