@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import gc
+import importlib
+import importlib.util
+import pkgutil
 import weakref
+from pathlib import Path
 
+import pytest
 from dbt_common.behavior_flags import BehaviorFlagRendered
 
 from retention_pipeline import dbt_process
@@ -48,3 +53,59 @@ def test_after_freezing_the_heap_a_task_s_own_garbage_cycles_are_still_collected
         assert gone() is None
     finally:
         gc.unfreeze()
+
+
+def test_lineage_events_are_built_only_for_a_task_that_emits_assets():
+    from cosmos.operators.local import AbstractDbtLocalBase
+
+    # this project installs no OpenLineage provider: its listener cannot ask for them
+    assert importlib.util.find_spec("airflow.providers.openlineage") is None
+    dbt_process.skip_unread_lineage_events()
+    assert dbt_process.skip_unread_lineage_events() is False  # idempotent
+
+    class Built(Exception):
+        pass
+
+    def processor():  # what Cosmos calls first when it builds the events
+        raise Built
+
+    build = AbstractDbtLocalBase.calculate_openlineage_events_completes
+
+    class Task:
+        _get_dbt_local_artifact_processor = staticmethod(processor)
+
+        def __init__(self, emit_datasets: bool) -> None:
+            self.emit_datasets = emit_datasets
+
+    assert build(Task(emit_datasets=False), {}, Path("unused")) is False
+    with pytest.raises(Built):  # Cosmos' Assets are made from the events: still built
+        build(Task(emit_datasets=True), {}, Path("unused"))
+
+
+def test_dbt_lists_its_plugin_packages_once_with_the_same_answer(monkeypatch):
+    from dbt.plugins.manager import PluginManager
+
+    scans = []
+    real_iter_modules = pkgutil.iter_modules
+
+    def counting_iter_modules(*args, **kwargs):
+        scans.append(1)
+        return real_iter_modules(*args, **kwargs)
+
+    monkeypatch.setattr(pkgutil, "iter_modules", counting_iter_modules)
+    expected = {
+        name: importlib.import_module(name)
+        for _, name, _ in real_iter_modules()
+        if name.startswith(PluginManager.PLUGIN_MODULE_PREFIX)
+    }
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))  # a sys.path of its own: a fresh scan
+    dbt_process.cache_plugin_discovery()
+    assert dbt_process.cache_plugin_discovery() is False  # idempotent
+
+    first = PluginManager.get_prefixed_modules()
+    first.clear()  # a caller's change does not reach the next answer
+    second = PluginManager.get_prefixed_modules()
+
+    assert len(scans) == 1
+    assert second == expected
+    assert "dbt_common" in second
