@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -159,10 +160,18 @@ def kept_partial_parse_file(env: Mapping[str, str], args: Sequence[str] = ()) ->
     return get_settings().dbt_project_dir / "target" / "partial_parse" / f"{key}.msgpack"
 
 
+@dataclass
+class DbtInvocation:
+    """What ``kept_partial_parse`` is told of its invocation: an exception out of the
+    block says it failed; a caller whose dbt reports failure otherwise sets ``failed``."""
+
+    failed: bool = False
+
+
 @contextmanager
 def kept_partial_parse(
     target: Path, env: Mapping[str, str], args: Sequence[str] = (), *, seed: Path | None = None
-) -> Iterator[None]:
+) -> Iterator[DbtInvocation]:
     """Give one dbt invocation writing to ``target`` the partial-parse file of its
     connection and vars, and keep the file it leaves for the next one like it.
 
@@ -181,17 +190,41 @@ def kept_partial_parse(
     start = kept if kept.exists() else seed
     if start is not None and start != live and start.exists():
         shutil.copy2(start, live)
+    before = _file_state(live)
+    invocation = DbtInvocation()
     try:
-        yield
+        yield invocation
+    except BaseException:
+        invocation.failed = True
+        raise
     finally:
-        if live.exists():
-            try:
-                kept.parent.mkdir(parents=True, exist_ok=True)
-                writing = kept.with_name(f"{kept.name}.{os.getpid()}")
-                shutil.copy2(live, writing)
-                os.replace(writing, kept)  # another process reading it sees a whole file
-            except OSError:
-                pass
+        # A failed invocation may have stopped before dbt parsed (a bad profile or
+        # target): the file then is the one put there before, maybe another pair's,
+        # and is kept only if dbt wrote it, i.e. parsed with this pair. After a
+        # success an untouched file is the one dbt reused (it rewrites it only when
+        # it parsed something): this pair's either way.
+        if not invocation.failed or _file_state(live) != before:
+            _keep(live, kept)
+
+
+def _file_state(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _keep(live: Path, kept: Path) -> None:
+    if not live.exists():
+        return
+    try:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        writing = kept.with_name(f"{kept.name}.{os.getpid()}")
+        shutil.copy2(live, writing)
+        os.replace(writing, kept)  # another process reading it sees a whole file
+    except OSError:
+        pass
 
 
 def ensure_manifest(force: bool = False) -> Path:

@@ -137,9 +137,12 @@ def source_freshness(interval_end: datetime) -> list[str]:
     project_state = settings.dbt_project_dir / "target" / "partial_parse.msgpack"
     with (
         tempfile.TemporaryDirectory(prefix="retention-freshness-") as target,
-        kept_partial_parse(Path(target), env, args, seed=project_state),
+        kept_partial_parse(Path(target), env, args, seed=project_state) as invocation,
     ):
         outcome = dbt.cli.main.dbtRunner().invoke([*args, "--target-path", target])
+        # no results: dbt stopped before the check, maybe before it parsed (stale
+        # sources are results, and the parse behind them counts)
+        invocation.failed = getattr(outcome.result, "results", None) is None
     results = getattr(outcome.result, "results", None)
     if results is None:
         return [f"dbt source freshness did not run: {outcome.exception}"]

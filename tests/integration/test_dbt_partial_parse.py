@@ -7,6 +7,7 @@ check after a build, reuses its own file instead of parsing every file again.
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import UTC, datetime
 
 import pytest
@@ -56,3 +57,16 @@ def test_the_kept_file_is_chosen_by_the_connection_and_the_vars_target_and_profi
     assert week == kept_partial_parse_file(env, [f"--vars={json.dumps(W46)}", "run"])
     assert week != kept_partial_parse_file(env, ["build", "--vars", json.dumps(W47)])
     assert plain != kept_partial_parse_file(env, ["build", "--target", "prod"])
+
+
+def test_an_invocation_that_fails_before_parsing_keeps_no_file_under_its_key(warehouse_db):
+    # dbt stops at the profile (no such target), before it parses: the file it was
+    # given is another pair's and must not be kept as this one's
+    args = ["parse", "--quiet", "--target", "no_such_target"]
+    kept = kept_partial_parse_file(export_dbt_env(), args)
+    kept.unlink(missing_ok=True)
+    if not (get_settings().dbt_project_dir / "target" / "partial_parse.msgpack").exists():
+        _files_parsed()  # the project's own file, which dbt is then given
+    with pytest.raises(subprocess.CalledProcessError):
+        run_dbt(args)
+    assert not kept.exists()
