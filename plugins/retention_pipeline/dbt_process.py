@@ -43,6 +43,13 @@ CPU in the 48 Cosmos tasks, of which:
 * 0.7 s in dbt looking for ``dbt_*`` plugin packages, by listing every folder of
   ``sys.path`` (``PluginManager.get_prefixed_modules``), once per invocation.
   :func:`cache_plugin_discovery` keeps the answer per ``sys.path``.
+* 1.0 s in Cosmos rewriting the partial-parse file it copies into each task's
+  temporary project (``cosmos.cache.patch_partial_parse_content``): it unpacks the
+  whole file, and because the file was saved by an earlier task whose temporary folder
+  is gone, it finds that folder missing every time and packs and writes the file again
+  with the new one. Cosmos does this for dbt 1.5 and 1.6 releases that looked files up
+  under that stale folder; dbt 1.7 and later do not read it to find files.
+  :func:`skip_root_path_rewrite` skips it on those.
 
 All are process-local and idempotent, and none changes what dbt computes: the
 source name only appears in dbt's behaviour-change log events.
@@ -142,9 +149,31 @@ def cache_plugin_discovery() -> bool:
     return True
 
 
+def skip_root_path_rewrite() -> bool:
+    """Leave the partial-parse file's project folder as dbt wrote it, on dbt 1.7 and
+    later; True if this call patched."""
+    try:
+        import cosmos.cache
+        from dbt.version import __version__ as dbt_version
+    except ImportError:
+        return False
+    major, minor = (int(part) for part in dbt_version.split(".")[:2])
+    rewrite = cosmos.cache.patch_partial_parse_content
+    if (major, minor) < (1, 7) or getattr(rewrite, "_retention_skipped", False):
+        return False
+
+    def left_as_written(partial_parse_filepath: Any, project_path: Any) -> bool:
+        return False  # Cosmos' answer for "nothing to patch"
+
+    left_as_written._retention_skipped = True  # type: ignore[attr-defined]
+    cosmos.cache.patch_partial_parse_content = left_as_written
+    return True
+
+
 def prepare() -> None:
     """Called in the task's process right before Cosmos runs dbt."""
     patch_behavior_flag_source()
     skip_unread_lineage_events()
     cache_plugin_discovery()
+    skip_root_path_rewrite()
     freeze_long_lived_objects()

@@ -109,3 +109,23 @@ def test_dbt_lists_its_plugin_packages_once_with_the_same_answer(monkeypatch):
     assert len(scans) == 1
     assert second == expected
     assert "dbt_common" in second
+
+
+def test_the_partial_parse_file_reaches_a_task_s_project_as_dbt_wrote_it(tmp_path):
+    import cosmos.cache
+    import msgpack
+
+    dbt_process.skip_root_path_rewrite()
+    assert dbt_process.skip_root_path_rewrite() is False  # idempotent
+
+    # saved by an earlier task, whose temporary project folder is gone
+    cached = tmp_path / "cache" / "partial_parse.msgpack"
+    cached.parent.mkdir()
+    written = msgpack.packb({"nodes": {"model.retention.m": {"root_path": str(tmp_path / "gone")}}})
+    cached.write_bytes(written)
+    project = tmp_path / "task_project"
+    project.mkdir()
+
+    cosmos.cache._copy_partial_parse_to_project(cached, project)
+
+    assert (project / "target" / "partial_parse.msgpack").read_bytes() == written
