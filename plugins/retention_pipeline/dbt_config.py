@@ -37,7 +37,11 @@ TARGET_NAME = "warehouse"
 # For the same reason no logs/dbt.log: it is written, at debug level, into the copy and
 # deleted with it (the task log gets dbt's console output, which this leaves alone); a
 # whole `dbt build` of the project spends ~10% of its CPU writing it (9.4 -> 8.4 s).
-DBT_TASK_GLOBAL_FLAGS = ["--no-write-json", "--log-level-file", "none"]
+# --cache-selected-only: dbt lists the relations of the selected node's schemas only,
+# not of every schema the project uses, before each task (a relation elsewhere is looked
+# up when asked for): populating that cache took 1.2-1.3 s of CPU in the 48 tasks of a
+# weekly run, 0.7-1.0 s with the flag (py-spy, 3,000 customers).
+DBT_TASK_GLOBAL_FLAGS = ["--no-write-json", "--log-level-file", "none", "--cache-selected-only"]
 
 
 def manifest_path() -> Path:

@@ -73,7 +73,8 @@ def test_the_weekly_dbt_tasks_skip_dbt_s_json_artifacts_and_log_file(dagbag):
     """Each dbt task runs in a throw-away copy of the project: writing the manifest
     twice and run_results.json there was most of a task's fixed cost (README,
     Performance), so every dbt task passes --no-write-json ahead of its subcommand, and
-    no debug log file that would be deleted with the copy."""
+    no debug log file that would be deleted with the copy; and lists the relations of
+    its own node's schemas only (--cache-selected-only)."""
     dag = dagbag.dags.get("retention_weekly")
     dbt_tasks = [dag.get_task(t) for t in dag.task_ids if t.startswith("dbt.")]
     assert len(dbt_tasks) > 40
@@ -84,6 +85,7 @@ def test_the_weekly_dbt_tasks_skip_dbt_s_json_artifacts_and_log_file(dagbag):
         assert command.index("--no-write-json") < subcommand, command
         level = command.index("--log-level-file")
         assert command[level + 1] == "none" and level < subcommand, command
+        assert command.index("--cache-selected-only") < subcommand, command
 
 
 def test_dag_files_import_nothing_heavy_at_parse_time():
