@@ -99,6 +99,19 @@ def freeze_long_lived_objects() -> None:
     gc.freeze()
 
 
+# set on each replacement below, so a second call sees the patch is in place
+_PATCHED = "_retention_patched"
+
+
+def _already_patched(current: Any) -> bool:
+    return bool(getattr(current, _PATCHED, False))
+
+
+def _marked(replacement: Any) -> Any:
+    setattr(replacement, _PATCHED, True)
+    return replacement
+
+
 def skip_unread_lineage_events() -> bool:
     """Skip Cosmos' OpenLineage events where nothing reads them; True if this call patched.
 
@@ -112,16 +125,16 @@ def skip_unread_lineage_events() -> bool:
     except ImportError:
         return False
     build_events = AbstractDbtLocalBase.calculate_openlineage_events_completes
-    if getattr(build_events, "_retention_skips_unread", False):
+    if _already_patched(build_events):
         return False
 
+    @_marked
     @functools.wraps(build_events)
     def only_when_read(self: Any, *args: Any, **kwargs: Any) -> bool:
         if getattr(self, "emit_datasets", False):
             return bool(build_events(self, *args, **kwargs))
         return False  # Cosmos' answer for "no lineage processor": nothing else changes
 
-    only_when_read._retention_skips_unread = True  # type: ignore[attr-defined]
     AbstractDbtLocalBase.calculate_openlineage_events_completes = only_when_read
     return True
 
@@ -133,7 +146,7 @@ def cache_plugin_discovery() -> bool:
     except ImportError:
         return False
     discover = PluginManager.get_prefixed_modules
-    if getattr(discover, "_retention_cached", False):
+    if _already_patched(discover):
         return False
     scan = discover.__func__  # type: ignore[attr-defined]
 
@@ -141,10 +154,10 @@ def cache_plugin_discovery() -> bool:
     def modules_for(cls: type, path: tuple[str, ...]) -> dict[str, Any]:
         return dict(scan(cls))
 
+    @_marked
     def get_prefixed_modules(cls: type) -> dict[str, Any]:
         return dict(modules_for(cls, tuple(sys.path)))  # a copy: callers may not change the cache
 
-    get_prefixed_modules._retention_cached = True  # type: ignore[attr-defined]
     PluginManager.get_prefixed_modules = classmethod(get_prefixed_modules)  # type: ignore[method-assign,assignment]
     return True
 
@@ -159,13 +172,13 @@ def skip_root_path_rewrite() -> bool:
         return False
     major, minor = (int(part) for part in dbt_version.split(".")[:2])
     rewrite = cosmos.cache.patch_partial_parse_content
-    if (major, minor) < (1, 7) or getattr(rewrite, "_retention_skipped", False):
+    if (major, minor) < (1, 7) or _already_patched(rewrite):
         return False
 
+    @_marked
     def left_as_written(partial_parse_filepath: Any, project_path: Any) -> bool:
         return False  # Cosmos' answer for "nothing to patch"
 
-    left_as_written._retention_skipped = True  # type: ignore[attr-defined]
     cosmos.cache.patch_partial_parse_content = left_as_written
     return True
 
