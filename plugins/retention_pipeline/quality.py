@@ -240,7 +240,11 @@ def _docs_context(docs_dir: Path) -> Any:
         },
     )
     context.validation_results_store_name = RESULTS_STORE
-    page_view = {"class_name": "CompiledOnceJinjaPageView", "module_name": __name__}
+    section = {
+        "class_name": "AskedPagesSiteSectionBuilder",
+        "module_name": __name__,
+        "view": {"class_name": "CompiledOnceJinjaPageView", "module_name": __name__},
+    }
     context.add_data_docs_site(
         DOCS_SITE,
         {
@@ -252,10 +256,11 @@ def _docs_context(docs_dir: Path) -> Any:
                 "validation_results_limit": get_settings().data_docs_index_limit,
                 "view": {"class_name": "CompiledOnceJinjaIndexPageView", "module_name": __name__},
             },
-            # merged into GX's default sections: only their view changes (SiteBuilder
-            # takes the key; GX's TypedDict of a site's config leaves it out)
+            # merged into GX's default sections: their builder and view change, their
+            # stores and renderers stay (SiteBuilder takes the key; GX's TypedDict of a
+            # site's config leaves it out)
             "site_section_builders": {  # type: ignore[typeddict-unknown-key]
-                section: {"view": page_view} for section in ("expectations", "validations", "profiling")
+                name: section for name in ("expectations", "validations", "profiling")
             },
         },
     )
@@ -290,6 +295,14 @@ def __getattr__(name: str) -> Any:
     builder keeps them; a kept page whose result is not in the folder is left out of the
     index, with GX's warning "Validation result not found".
 
+    ``AskedPagesSiteSectionBuilder``: GX's section builder, which lists every key of its
+    source store and then skips those it was not asked for. A gate asks for its own
+    result and suite, and the results store holds every gate's result of every run, so
+    each gate's pages cost more with every week kept (on the test home after ~20 weekly
+    runs, listing and parsing the keys was ~40% of the Data Docs build). This builder
+    gives GX only the asked keys that the store has; asked for nothing, it lists all as
+    GX does. The index still reads every result: it lists them.
+
     ``CompiledOnceJinjaPageView`` and ``CompiledOnceJinjaIndexPageView``: GX's views, whose
     Jinja environments share one in-memory bytecode cache. GX builds a new view, and so a
     new Jinja environment with an empty template cache, for every Data Docs build, and
@@ -306,6 +319,25 @@ def __getattr__(name: str) -> Any:
 
         globals()[name] = KeepingSiteIndexBuilder
         return KeepingSiteIndexBuilder
+    if name == "AskedPagesSiteSectionBuilder":
+        from great_expectations.render.renderer.site_builder import DefaultSiteSectionBuilder
+
+        class AskedPagesSiteSectionBuilder(DefaultSiteSectionBuilder):
+            def build(self, resource_identifiers: Any = None) -> None:
+                store = self.source_store
+                if not resource_identifiers:
+                    return super().build(resource_identifiers)
+                asked = [
+                    k for k in resource_identifiers if isinstance(k, store.key_class) and store.has_key(k)
+                ]
+                store.list_keys = lambda *args, **kwargs: list(asked)  # this build's listing only
+                try:
+                    return super().build(resource_identifiers)
+                finally:
+                    del store.list_keys  # the store's own method again
+
+        globals()[name] = AskedPagesSiteSectionBuilder
+        return AskedPagesSiteSectionBuilder
     if name in ("CompiledOnceJinjaPageView", "CompiledOnceJinjaIndexPageView"):
         from great_expectations.render.view.view import DefaultJinjaIndexPageView, DefaultJinjaPageView
 

@@ -645,3 +645,48 @@ def test_drift_bounds_error_stops_warning_reports(warehouse_db):
     # a backfill of an older week compares with the week before it, not with the latest one
     prev_week, _ = publish.previous_stats(psycopg.connect(**warehouse_db.libpq_kwargs()), "2026-W40")
     assert prev_week is None
+
+
+def test_a_gates_data_docs_pages_leave_the_other_runs_results_unread(warehouse_db, tmp_path, monkeypatch):
+    """The results folder holds every gate's result of every run, so a gate's pages must
+    not cost more with each week kept; the index still lists them all."""
+    from great_expectations.data_context.store.tuple_store_backend import TupleFilesystemStoreBackend
+
+    from retention_pipeline.quality import RESULTS_SUBDIR, build_docs_index, run_gate
+
+    with warehouse.connect() as conn:
+        conn.execute(
+            """create schema if not exists landing;
+               create table landing.calls (attempt_id text, customer_id text, campaign text,
+                   reached boolean, called_at timestamptz, updated_at timestamptz);
+               insert into landing.calls values
+                   ('a1', 'c1', '2026-W47', true, '2026-11-20 10:00+00', '2026-11-20 10:05+00')"""
+        )
+        conn.commit()
+
+    def gate(run: int) -> Any:
+        return run_gate(
+            warehouse_db, "raw_call_outcomes", "landing", "calls",
+            run_name=f"docs run {run}", docs_dir=tmp_path, build_index=False,
+        )  # fmt: skip
+
+    for run in (1, 2, 3):
+        gate(run)
+    results = tmp_path / RESULTS_SUBDIR
+    assert len(list(results.rglob("*.json"))) == 3
+
+    listed: list[str] = []
+    real_list_keys = TupleFilesystemStoreBackend.list_keys
+
+    def spying_list_keys(self: Any, *args: Any, **kwargs: Any) -> Any:
+        listed.append(str(self.full_base_directory))
+        return real_list_keys(self, *args, **kwargs)
+
+    monkeypatch.setattr(TupleFilesystemStoreBackend, "list_keys", spying_list_keys)
+    fourth = gate(4)
+
+    assert str(results) not in listed
+    assert fourth.page_url and Path(unquote(fourth.page_url.removeprefix("file://"))).exists()
+    monkeypatch.undo()
+    index = build_docs_index(tmp_path).read_text()
+    assert all(f"docs run {run}" in index for run in (1, 2, 3, 4))
