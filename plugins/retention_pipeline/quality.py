@@ -260,7 +260,8 @@ def _docs_context(docs_dir: Path) -> Any:
             # stores and renderers stay (SiteBuilder takes the key; GX's TypedDict of a
             # site's config leaves it out)
             "site_section_builders": {  # type: ignore[typeddict-unknown-key]
-                name: section for name in ("expectations", "validations", "profiling")
+                name: {**section, "view": dict(section["view"])}  # GX sets keys in some: a copy each
+                for name in ("expectations", "validations", "profiling")
             },
         },
     )
