@@ -240,11 +240,6 @@ def _docs_context(docs_dir: Path) -> Any:
         },
     )
     context.validation_results_store_name = RESULTS_STORE
-    section = {
-        "class_name": "AskedPagesSiteSectionBuilder",
-        "module_name": __name__,
-        "view": {"class_name": "CompiledOnceJinjaPageView", "module_name": __name__},
-    }
     context.add_data_docs_site(
         DOCS_SITE,
         {
@@ -260,7 +255,11 @@ def _docs_context(docs_dir: Path) -> Any:
             # stores and renderers stay (SiteBuilder takes the key; GX's TypedDict of a
             # site's config leaves it out)
             "site_section_builders": {  # type: ignore[typeddict-unknown-key]
-                name: {**section, "view": dict(section["view"])}  # GX sets keys in some: a copy each
+                name: {  # a dict each: GX sets keys in some
+                    "class_name": "AskedPagesSiteSectionBuilder",
+                    "module_name": __name__,
+                    "view": {"class_name": "CompiledOnceJinjaPageView", "module_name": __name__},
+                }
                 for name in ("expectations", "validations", "profiling")
             },
         },

@@ -140,10 +140,10 @@ def source_freshness(interval_end: datetime) -> list[str]:
         kept_partial_parse(Path(target), env, args, seed=project_state) as invocation,
     ):
         outcome = dbt.cli.main.dbtRunner().invoke([*args, "--target-path", target])
+        results = getattr(outcome.result, "results", None)
         # no results: dbt stopped before the check, maybe before it parsed (stale
         # sources are results, and the parse behind them counts)
-        invocation.failed = getattr(outcome.result, "results", None) is None
-    results = getattr(outcome.result, "results", None)
+        invocation.failed = results is None
     if results is None:
         return [f"dbt source freshness did not run: {outcome.exception}"]
     errors = []
