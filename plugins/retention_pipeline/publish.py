@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 BUILD_SCHEMA = "marts_build"
 PUBLISHED_SCHEMA = "marts"
 PREVIOUS_SCHEMA = "marts_previous"
+# where the weeks of a published weekly history live, one partition each (BI reads them
+# through the partitioned table in marts, and is granted nothing here)
+PARTITIONS_SCHEMA = "marts_weeks"
 # The vars every dbt invocation of the weekly DAG gets, so that marts land in the build.
 DBT_BUILD_VARS = {"marts_schema": BUILD_SCHEMA}
 _LOCK = "select pg_advisory_xact_lock(hashtext('retention_marts_publish'))"
@@ -493,20 +496,217 @@ def _columns(conn: psycopg.Connection, schema: str, table: str) -> list[tuple[st
     ]
 
 
+def _partitions(conn: psycopg.Connection, parent: str) -> dict[str, str]:
+    """The partitions of ``marts.<parent>``: name (in :data:`PARTITIONS_SCHEMA`) -> bound as
+    PostgreSQL prints it (``FOR VALUES IN (...)`` or ``DEFAULT``)."""
+    return dict(
+        conn.execute(
+            "select c.relname, pg_get_expr(c.relpartbound, c.oid) from pg_inherits i "
+            "join pg_class c on c.oid = i.inhrelid where i.inhparent = %s::regclass",
+            (f'"{PUBLISHED_SCHEMA}"."{parent}"',),
+        ).fetchall()
+    )
+
+
+def _partition_name(table: str, weeks: list[Any]) -> str:
+    first, last = str(weeks[0]), str(weeks[-1])
+    label = first if len(weeks) == 1 else f"{first}_to_{last}"
+    return f"{table}__{''.join(ch if ch.isalnum() else '_' for ch in label)}"
+
+
+def _move_to_partitions(conn: psycopg.Connection, schema: str, table: str, name: str) -> None:
+    """Move ``schema.table`` into :data:`PARTITIONS_SCHEMA` as ``name``, its indexes renamed
+    after it first (index names are unique per schema, and each week's table comes with
+    the same ones)."""
+    from psycopg import sql
+
+    indexes = conn.execute(
+        "select c.relname from pg_index i join pg_class c on c.oid = i.indexrelid "
+        "where i.indrelid = %s::regclass order by c.oid",
+        (f'"{schema}"."{table}"',),
+    ).fetchall()
+    for i, (index,) in enumerate(indexes):
+        conn.execute(
+            sql.SQL("alter index {} rename to {}").format(
+                sql.Identifier(schema, index), sql.Identifier(f"{name}_idx{i or ''}")
+            )
+        )
+    conn.execute(
+        sql.SQL("alter table {} rename to {}").format(sql.Identifier(schema, table), sql.Identifier(name))
+    )
+    conn.execute(
+        sql.SQL("alter table {} set schema {}").format(
+            sql.Identifier(schema, name), sql.Identifier(PARTITIONS_SCHEMA)
+        )
+    )
+
+
+def partition_by_week(conn: psycopg.Connection, schema: str, table: str, week_column: str) -> bool:
+    """Turn the plain table ``schema.table`` into one partitioned by list of ``week_column``,
+    under the same name: its rows become one partition (in :data:`PARTITIONS_SCHEMA`, for
+    the weeks they hold), next to a default partition that takes rows of any other week
+    (a ``dbt build`` run straight into ``marts``). The new table gets the old one's
+    columns, constraints, indexes and grants. Done in a savepoint: a table that cannot be
+    partitioned so (a unique index without the week column, say) stays as it was, and the
+    publish merges into it as before. Returns whether it was partitioned.
+
+    The views on the old table still read it (now one partition) until
+    :func:`publish_marts` re-creates them on the published names, as it does for every
+    view outside the marts."""
+    from psycopg import errors, sql
+
+    weeks = [
+        week
+        for (week,) in conn.execute(
+            sql.SQL("select distinct {} from {} where {} is not null order by 1").format(
+                sql.Identifier(week_column), sql.Identifier(schema, table), sql.Identifier(week_column)
+            )
+        ).fetchall()
+    ]
+    holder = _partition_name(table, weeks) if weeks else f"{table}__empty"
+    acl = conn.execute(
+        "select a.grantee, a.privilege_type, a.is_grantable from pg_class c, aclexplode(c.relacl) a "
+        "where c.oid = %s::regclass and a.grantee <> c.relowner",
+        (f'"{schema}"."{table}"',),
+    ).fetchall()
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(PARTITIONS_SCHEMA)))
+            _move_to_partitions(conn, schema, table, holder)
+            conn.execute(
+                sql.SQL("create table {} (like {} including all) partition by list ({})").format(
+                    sql.Identifier(schema, table),
+                    sql.Identifier(PARTITIONS_SCHEMA, holder),
+                    sql.Identifier(week_column),
+                )
+            )
+            if weeks:
+                conn.execute(
+                    sql.SQL("alter table {} attach partition {} for values in ({})").format(
+                        sql.Identifier(schema, table),
+                        sql.Identifier(PARTITIONS_SCHEMA, holder),
+                        sql.SQL(", ").join(sql.Literal(week) for week in weeks),
+                    )
+                )
+            else:
+                conn.execute(sql.SQL("drop table {}").format(sql.Identifier(PARTITIONS_SCHEMA, holder)))
+            conn.execute(
+                sql.SQL("create table {} partition of {} default").format(
+                    sql.Identifier(PARTITIONS_SCHEMA, f"{table}__default"), sql.Identifier(schema, table)
+                )
+            )
+            for grantee, privilege, grantable in acl:
+                conn.execute(
+                    sql.SQL("grant {} on {} to {}{}").format(
+                        sql.SQL(privilege),
+                        sql.Identifier(schema, table),
+                        _role(conn, grantee),
+                        sql.SQL(" with grant option" if grantable else ""),
+                    )
+                )
+    except errors.Error as exc:
+        log.warning(
+            "%s.%s stays a plain table (not partitioned by %s): %s",
+            schema,
+            table,
+            week_column,
+            exc.diag.message_primary or exc,
+        )
+        return False
+    log.info(
+        "%s.%s is now partitioned by %s: its %d week(s) are the partition %s.%s",
+        schema,
+        table,
+        week_column,
+        len(weeks),
+        PARTITIONS_SCHEMA,
+        holder,
+    )
+    return True
+
+
+def _attach_week(conn: psycopg.Connection, table: str, week_column: str) -> int | None:
+    """Publish the build's table of a weekly history as the published table's partition for
+    its week: no row is copied or indexed again, whatever the history's length. A re-run's
+    week replaces the partition the week had. Returns the rows attached, or None (and
+    changes nothing) when the build's table is not one whole new week the published table
+    can take as it is: several weeks, a week inside an older partition of several weeks,
+    or columns, types or constraints that differ (the caller then merges row by row)."""
+    from psycopg import errors, sql
+
+    published = sql.Identifier(PUBLISHED_SCHEMA, table)
+    build = sql.Identifier(BUILD_SCHEMA, table)
+    week = sql.Identifier(week_column)
+    weeks = conn.execute(
+        sql.SQL("select {}, count(*) from {} group by 1 limit 2").format(week, build)
+    ).fetchall()
+    if len(weeks) != 1 or weeks[0][0] is None:
+        return None
+    (value, rows), name = weeks[0], _partition_name(table, [weeks[0][0]])
+    try:
+        with conn.transaction():
+            if name in _partitions(conn, table):
+                # this week was published before, as a partition of its own: a re-run
+                # replaces it whole
+                conn.execute(
+                    sql.SQL("alter table {} detach partition {}").format(
+                        published, sql.Identifier(PARTITIONS_SCHEMA, name)
+                    )
+                )
+                conn.execute(sql.SQL("drop table {}").format(sql.Identifier(PARTITIONS_SCHEMA, name)))
+            # rows of the week written straight into the published table (its default
+            # partition) would block the attach, and the build replaces them anyway
+            conn.execute(sql.SQL("delete from {} where {} = {}").format(published, week, sql.Literal(value)))
+            _move_to_partitions(conn, BUILD_SCHEMA, table, name)
+            conn.execute(
+                sql.SQL("alter table {} attach partition {} for values in ({})").format(
+                    published, sql.Identifier(PARTITIONS_SCHEMA, name), sql.Literal(value)
+                )
+            )
+    except errors.Error as exc:
+        log.info(
+            "%s.%s: the week %s cannot be attached as it is (%s); merging its rows",
+            PUBLISHED_SCHEMA,
+            table,
+            value,
+            exc.diag.message_primary or exc,
+        )
+        return None
+    log.info(
+        "%s.%s: the audited week %s attached as its partition %s.%s (%d rows)",
+        PUBLISHED_SCHEMA,
+        table,
+        value,
+        PARTITIONS_SCHEMA,
+        name,
+        rows,
+    )
+    return int(rows)
+
+
 def merge_week_histories(conn: psycopg.Connection, week_columns: dict[str, str]) -> dict[str, int]:
-    """Inside the swap's transaction, before the renames: replace, in each published weekly
-    history, the weeks its build holds with the build's rows, then drop the build's table
-    (the published table stays and is moved back into ``marts`` after the renames; the move
-    takes the table's exclusive lock until commit, so a BI query running on it delays the
-    publish until it ends).
-    Columns the build gained (dbt's ``append_new_columns``) are added to the published
-    table first. Returns relation -> rows written; a relation not published yet is left
-    out (the swap publishes the build's table as it is)."""
+    """Inside the swap's transaction, before the renames: put the weeks each build table
+    of a weekly history holds into the published history (the published table stays and
+    is moved back into ``marts`` after the renames). Returns relation -> rows published.
+
+    A published history is partitioned by week (:func:`partition_by_week`; one written
+    before partitioning is turned into one on its next publish, its weeks becoming one
+    partition), and the build's week is attached as its partition (:func:`_attach_week`):
+    at 10M orders the row-by-row merge it replaces took 10.3 s of a 14.1 s publish (an
+    insert of 1.65M rows into the indexed history, and a delete of the week first), and a
+    re-run left the replaced rows to vacuum. A week the published table cannot take as a
+    partition is merged as before: its rows replace the week's in the published table
+    (into whichever partition holds the week), with any column the build gained (dbt's
+    ``append_new_columns``) added to the published table first. A history not published
+    yet is partitioned in the build and published by the swap."""
     from psycopg import sql
 
     merged: dict[str, int] = {}
     for table, week_column in week_columns.items():
-        if not (_table_exists(conn, PUBLISHED_SCHEMA, table) and _table_exists(conn, BUILD_SCHEMA, table)):
+        if not _table_exists(conn, BUILD_SCHEMA, table):
+            continue
+        if not _table_exists(conn, PUBLISHED_SCHEMA, table):
+            partition_by_week(conn, BUILD_SCHEMA, table, week_column)
             continue
         published = sql.Identifier(PUBLISHED_SCHEMA, table)
         build = sql.Identifier(BUILD_SCHEMA, table)
@@ -519,6 +719,16 @@ def merge_week_histories(conn: psycopg.Connection, week_columns: dict[str, str])
                         published, sql.Identifier(name), sql.SQL(type_)
                     )
                 )
+        kind = warehouse.scalar(
+            conn,
+            "select relkind::text from pg_class where oid = %s::regclass",
+            (f'"{PUBLISHED_SCHEMA}"."{table}"',),
+        )
+        partitioned = kind == "p" or partition_by_week(conn, PUBLISHED_SCHEMA, table, week_column)
+        attached = _attach_week(conn, table, week_column) if partitioned else None
+        if attached is not None:
+            merged[table] = attached
+            continue
         names = sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns)
         week = sql.Identifier(week_column)
         conn.execute(

@@ -541,9 +541,28 @@ def _history_rows(schema: str) -> list[tuple[Any, ...]]:
     return _sql(f"select week_start::text, customer_id, churn_stage from {schema}.fct_weekly order by 1, 2")
 
 
-def test_a_weekly_history_is_built_a_week_at_a_time_and_merged_into_the_published_one(warehouse_db, bi_role):
+def _partitions(table: str) -> list[tuple[str, str]]:
+    return _sql(
+        "select c.relname, pg_get_expr(c.relpartbound, c.oid) from pg_inherits i "
+        "join pg_class c on c.oid = i.inhrelid where i.inhparent = %s::regclass order by 1",
+        (table,),
+    )
+
+
+def _build_week(rows: str) -> int:
+    """What dbt writes in the build for a week: a table of the published one's shape (the
+    model's contract gives every week's table the same columns and constraints)."""
+    _exec("create table marts_build.fct_weekly (like marts.fct_weekly including all)")
+    _exec(
+        f"insert into marts_build.fct_weekly (customer_id, week_start, churn_stage, value_tier) values {rows}"
+    )
+    return int(_sql("select 'marts_build.fct_weekly'::regclass::oid")[0][0])
+
+
+def test_a_weekly_history_is_built_a_week_at_a_time_and_published_as_partitions(warehouse_db, bi_role):
     """The build holds only the run's week (so dbt writes, and the gate audits, one week);
-    the publish replaces that week in the published table, which stays where it is."""
+    the publish makes that week a partition of the published table, which stays where it
+    is. A history published before partitioning becomes one on its next publish."""
     history = {"fct_weekly": "week_start"}
     _make_marts("marts", _customers(3, 1), W46, 1000)
     _exec(
@@ -559,7 +578,6 @@ def test_a_weekly_history_is_built_a_week_at_a_time_and_merged_into_the_publishe
     _exec(f"grant select on all tables in schema marts to {bi_role}")
     _exec("create schema if not exists bi")
     _exec("create view bi.weekly_stages as select week_start, churn_stage from marts.fct_weekly")
-    table_oid = _sql("select 'marts.fct_weekly'::regclass::oid")[0][0]
 
     # a re-run of the published week 2026-11-09: the build has no table of the history, so
     # dbt creates it from the week's rows alone
@@ -585,16 +603,76 @@ def test_a_weekly_history_is_built_a_week_at_a_time_and_merged_into_the_publishe
         ("A",),
         ("B",),
     ]
-    # the same table, not a copy: its grants and the BI view on it carry on
-    assert _sql("select 'marts.fct_weekly'::regclass::oid")[0][0] == table_oid
+    # the old table is now the partition of the weeks it held (the re-run's week merged
+    # into it), next to a default one; the partitioned table took its name, grants, key
+    # and checks, and BI's view reads it
+    assert _sql("select relkind::text from pg_class where oid = 'marts.fct_weekly'::regclass") == [("p",)]
+    assert _partitions("marts.fct_weekly") == [
+        ("fct_weekly__2026_11_02_to_2026_11_09", "FOR VALUES IN ('2026-11-02', '2026-11-09')"),
+        ("fct_weekly__default", "DEFAULT"),
+    ]
     assert _sql("select to_regclass('marts_previous.fct_weekly')") == [(None,)]
     assert _sql("select has_table_privilege(%s, 'marts.fct_weekly', 'select')", (bi_role,)) == [(True,)]
-    assert _sql("select count(*) from bi.weekly_stages") == [(3,)]
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        _exec("insert into marts.fct_weekly (customer_id, week_start) values ('a', '2026-11-02')")
+    with pytest.raises(psycopg.errors.CheckViolation):
+        _exec(
+            "insert into marts.fct_weekly (customer_id, week_start, churn_stage) values ('z', '2026-11-30', 'bogus')"
+        )
+
+    # a new week: its build table becomes the week's partition, no row copied
+    _make_marts("marts_build", _customers(3, 1), "2026-W48", 1000)
+    built = _build_week("('a', '2026-11-16', 'active', 'A'), ('c', '2026-11-16', 'active', 'C')")
+    assert publish.publish_marts("2026-W48", week_columns=history)["history_rows_merged"] == "fct_weekly=2"
+    assert _sql("select 'marts_weeks.fct_weekly__2026_11_16'::regclass::oid") == [(built,)]
+    assert ("fct_weekly__2026_11_16", "FOR VALUES IN ('2026-11-16')") in _partitions("marts.fct_weekly")
+    assert _sql("select count(*) from bi.weekly_stages") == [(5,)]
+
+    # a re-run of that week replaces its partition; rows of the week that dbt wrote straight
+    # into the published table (the default partition) are replaced too
+    _exec(
+        "insert into marts.fct_weekly (customer_id, week_start, churn_stage) values ('d', '2026-11-23', 'active')"
+    )
+    for week, start in (("2026-W48", "2026-11-16"), ("2026-W49", "2026-11-23")):
+        _make_marts("marts_build", _customers(3, 1), week, 1000)
+        built = _build_week(f"('a', '{start}', 'churned', 'A')")
+        assert publish.publish_marts(week, week_columns=history)["history_rows_merged"] == "fct_weekly=1"
+        assert _sql(f"select 'marts_weeks.fct_weekly__{start.replace('-', '_')}'::regclass::oid") == [
+            (built,)
+        ]
+    assert _history_rows("marts")[-2:] == [("2026-11-16", "a", "churned"), ("2026-11-23", "a", "churned")]
+    assert _sql("select count(*) from marts_weeks.fct_weekly__default") == [(0,)]
+    assert [name for name, _ in _partitions("marts.fct_weekly")] == [
+        "fct_weekly__2026_11_02_to_2026_11_09",
+        "fct_weekly__2026_11_16",
+        "fct_weekly__2026_11_23",
+        "fct_weekly__default",
+    ]
 
     # a build that has no table of the history (it is not carried) leaves it published as is
-    _make_marts("marts_build", _customers(3, 1), "2026-W48", 1000)
-    publish.publish_marts("2026-W48", week_columns=history)
-    assert len(_history_rows("marts")) == 3
+    _make_marts("marts_build", _customers(3, 1), "2026-W50", 1000)
+    publish.publish_marts("2026-W50", week_columns=history)
+    assert len(_history_rows("marts")) == 5
+
+
+def test_a_weekly_history_published_for_the_first_time_is_partitioned_by_week(warehouse_db):
+    history = {"fct_weekly": "week_start"}
+    _make_marts("marts_build", _customers(3, 1), W47, 1000)
+    _exec(
+        "create table marts_build.fct_weekly as select * from (values ('a', date '2026-11-16', 'active'), "
+        "('b', date '2026-11-16', 'churned')) as week (customer_id, week_start, churn_stage)"
+    )
+    built = _sql("select 'marts_build.fct_weekly'::regclass::oid")[0][0]
+
+    publish.publish_marts(W47, week_columns=history)
+
+    assert _sql("select relkind::text from pg_class where oid = 'marts.fct_weekly'::regclass") == [("p",)]
+    assert _partitions("marts.fct_weekly") == [
+        ("fct_weekly__2026_11_16", "FOR VALUES IN ('2026-11-16')"),
+        ("fct_weekly__default", "DEFAULT"),
+    ]
+    assert _sql("select 'marts_weeks.fct_weekly__2026_11_16'::regclass::oid") == [(built,)]
+    assert _history_rows("marts") == [("2026-11-16", "a", "active"), ("2026-11-16", "b", "churned")]
 
 
 def test_the_real_projects_incremental_marts_are_found_in_its_manifest():
