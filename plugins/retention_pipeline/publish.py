@@ -20,9 +20,10 @@ column naming a row's week (``meta: {history_week_column: ...}``, e.g.
 ``fct_customer_weekly_status``): :func:`prepare_build` leaves it out of ``marts_build``,
 so dbt builds it there as on a first run, with only this run's week (a ``create table as``,
 which PostgreSQL runs in parallel, then the model's contract constraints and indexes),
-and the gates audit that week alone; :func:`publish_marts` then,
-in the swap's transaction, replaces that week in the published table and keeps the
-table itself in ``marts`` (it does not move to ``marts_previous``). Copying the whole
+and the gates audit that week alone; :func:`publish_marts` then, in the swap's
+transaction, attaches that table as the week's partition of the published one
+(:func:`merge_week_histories`) and keeps the published table in ``marts`` (it does not
+move to ``marts_previous``). Copying the whole
 history into the build and auditing it again every week made each run cost all the
 weeks before it (a year at a million customers: 50M rows copied and re-checked for a
 week of 1M). An incremental mart without that meta is copied whole, as before. Either
