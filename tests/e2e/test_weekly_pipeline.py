@@ -68,10 +68,20 @@ def test_two_weeks_end_to_end_a_rerun_sends_nothing_twice_and_a_failed_gate_send
     assert f"{float(churn_rate) * 100:.1f}%" in digest["Subject"]
 
     # the weekly status history holds both weeks (each run built only its own week and
-    # the publish merged it into the published table), the last one every customer with orders
+    # the publish attached it as the week's partition), the last one every customer with orders
     history_sql = "select iso_week, count(*) from marts.fct_customer_weekly_status group by 1 order by 1"
     history = query(warehouse_db, history_sql)
     assert [week for week, _ in history] == list(WEEKS)
+    partitions_sql = (
+        "select c.relname::text from pg_inherits i join pg_class c on c.oid = i.inhrelid "
+        "where i.inhparent = 'marts.fct_customer_weekly_status'::regclass order by 1"
+    )
+    partitions = query(warehouse_db, partitions_sql)
+    assert partitions == [
+        ("fct_customer_weekly_status__2026_11_09",),
+        ("fct_customer_weekly_status__2026_11_16",),
+        ("fct_customer_weekly_status__default",),
+    ]
     assert (
         history[-1][1]
         == query(warehouse_db, "select count(*) from marts.dim_customers where has_orders")[0][0]
@@ -136,6 +146,8 @@ def test_two_weeks_end_to_end_a_rerun_sends_nothing_twice_and_a_failed_gate_send
         warehouse_db, "select count(*), count(*) filter (where status = 'sent') from ops.digest_sends"
     ) == [(2, 2)]
     assert query(warehouse_db, history_sql) == history
+    # the re-run's week replaced its partition: still one per week
+    assert query(warehouse_db, partitions_sql) == partitions
 
     # break the data behind the gates' back (as a buggy upstream fix would: written straight
     # into raw, past the loader's rules, under a batch id of its own, which is how every
