@@ -100,6 +100,27 @@ def test_dag_files_import_nothing_heavy_at_parse_time():
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_a_parse_imports_no_airflow_module_the_dag_processor_could_have_pre_imported(path):
+    """The DAG processor imports the airflow.* modules a DAG file names once, before it
+    forks the process of each parse (parsing_pre_import_modules); a module reached only
+    through a lazy attribute (airflow.sdk's `task`) is imported again by every parse."""
+    code = (
+        "import sys, json, runpy\n"
+        "import structlog\n"
+        "import airflow.dag_processing.processor as processor\n"
+        f"processor._pre_import_airflow_modules({str(path)!r}, structlog.get_logger())\n"
+        "before = set(sys.modules)\n"
+        f"runpy.run_path({str(path)!r})\n"
+        "prefixes = ('airflow.sdk.', 'airflow.providers.standard.decorators', "
+        "'airflow.providers.standard.operators.python')\n"
+        "print(json.dumps(sorted(m for m in set(sys.modules) - before if m.startswith(prefixes))))\n"
+    )
+    env = {**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
 def test_every_mart_has_a_gx_suite_and_is_gated():
     """A new mart without a suite would reach BI unchecked: fail until it has one."""
     from retention_pipeline.weekly_tasks import MART_GATES
