@@ -348,6 +348,22 @@ def _role(conn: psycopg.Connection, oid: int) -> psycopg.sql.Composable:
     return sql.Identifier(warehouse.scalar(conn, "select pg_get_userbyid(%s)", (oid,)))
 
 
+def _grant(
+    conn: psycopg.Connection, privilege: str, target: psycopg.sql.Composable, grantee: int, grantable: bool
+) -> None:
+    """One privilege as ``aclexplode`` lists it (grantee oid, 0 for public) on ``target``."""
+    from psycopg import sql
+
+    conn.execute(
+        sql.SQL("grant {} on {} to {}{}").format(
+            sql.SQL(privilege),
+            target,
+            _role(conn, grantee),
+            sql.SQL(" with grant option" if grantable else ""),
+        )
+    )
+
+
 @grant_hook
 def copy_grants(conn: psycopg.Connection, previous: str | None, published: str) -> None:
     """Give the new marts the privileges the old ones had: the schema's, each table's by
@@ -402,14 +418,7 @@ def copy_grants(conn: psycopg.Connection, previous: str | None, published: str) 
         if tables == old_tables:
             targets |= new_tables - old_tables
         for table in sorted(targets):
-            conn.execute(
-                sql.SQL("grant {} on {} to {}{}").format(
-                    sql.SQL(privilege),
-                    sql.Identifier(published, table),
-                    _role(conn, grantee),
-                    sql.SQL(" with grant option" if grantable else ""),
-                )
-            )
+            _grant(conn, privilege, sql.Identifier(published, table), grantee, grantable)
 
 
 @dataclass(frozen=True)
@@ -471,14 +480,7 @@ def _rebind_views(conn: psycopg.Connection, views: list[DependentView]) -> None:
                     conn.execute(sql.SQL("drop view {}").format(sql.SQL(view.name)))
                     conn.execute(sql.SQL("create view {} as ").format(sql.SQL(view.name)) + body)
                     for grantee, privilege, grantable in view.acl:
-                        conn.execute(
-                            sql.SQL("grant {} on {} to {}{}").format(
-                                sql.SQL(privilege),
-                                sql.SQL(view.name),
-                                _role(conn, grantee),
-                                sql.SQL(" with grant option" if grantable else ""),
-                            )
-                        )
+                        _grant(conn, privilege, sql.SQL(view.name), grantee, grantable)
             except Exception as exc:
                 raise PublishBlocked(
                     f"the view {view.name} reads the marts and cannot be re-created on the new tables: {exc}"
@@ -597,14 +599,7 @@ def partition_by_week(conn: psycopg.Connection, schema: str, table: str, week_co
                 )
             )
             for grantee, privilege, grantable in acl:
-                conn.execute(
-                    sql.SQL("grant {} on {} to {}{}").format(
-                        sql.SQL(privilege),
-                        sql.Identifier(schema, table),
-                        _role(conn, grantee),
-                        sql.SQL(" with grant option" if grantable else ""),
-                    )
-                )
+                _grant(conn, privilege, sql.Identifier(schema, table), grantee, grantable)
     except errors.Error as exc:
         log.warning(
             "%s.%s stays a plain table (not partitioned by %s): %s",
