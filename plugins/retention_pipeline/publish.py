@@ -748,8 +748,9 @@ def merge_week_histories(conn: psycopg.Connection, week_columns: dict[str, str])
 
 def publish_marts(iso_week: str, week_columns: dict[str, str] | None = None) -> dict[str, str]:
     """Swap the audited build into ``marts`` in one transaction and record its statistics.
-    The weekly histories (``week_columns``, default: from the manifest) are merged, not
-    swapped: see :func:`merge_week_histories`."""
+    The weekly histories (``week_columns``, default: from the manifest) are not swapped:
+    their build's week is attached to, or merged into, the published table (see
+    :func:`merge_week_histories`)."""
     from psycopg import sql
 
     with warehouse.connect() as conn:
